@@ -1,0 +1,36 @@
+# nbgrader configuration of the course. Run nbgrader commands from this folder:
+#
+#     cd grading && nbgrader generate_assignment 01_mlops_paradigm --force
+#
+# Sources are the instructor notebooks in ../solutions, the student release goes to
+# ../notebooks; everything nbgrader writes while grading (gradebook, submitted,
+# autograded, feedback) stays in grading/work/, which git ignores.
+from pathlib import Path
+
+c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
+
+repo = Path(__file__).resolve().parent.parent
+work = Path("grading") / "work"
+
+c.CourseDirectory.root = str(repo)
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "notebooks"
+c.CourseDirectory.submitted_directory = str(work / "submitted")
+c.CourseDirectory.autograded_directory = str(work / "autograded")
+c.CourseDirectory.feedback_directory = str(work / "feedback")
+c.CourseDirectory.solution_directory = str(work / "solution")
+c.CourseDirectory.db_url = f"sqlite:///{repo / work / 'gradebook.db'}"
+# A notebook run leaves its MLflow store and server logs next to it: never release or grade those.
+c.CourseDirectory.ignore = [
+    ".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback",
+    "mlflow.db", "mlruns", "mlartifacts", "logs", "*.log",
+]
+c.CourseDirectory.course_id = "mlops-course"
+# Hidden tests must never reach students, not even through feedback.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    "nbgrader.preprocessors.ClearHiddenTests",
+]
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.Execute.timeout = 600

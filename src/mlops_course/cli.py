@@ -1,0 +1,72 @@
+"""Command line: ``mlops-course <command>`` (also ``python -m mlops_course <command>``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from mlops_course import execution
+
+
+def _course(args: argparse.Namespace) -> int:
+    root = execution.repo_root()
+    build_dir = Path(args.build_dir or root / "build" / "course").resolve()
+    try:
+        notebooks = execution.discover(root, args.only)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(f"Executing {len(notebooks)} notebook(s) into {build_dir} with {args.workers or 'all'} worker(s)")
+    started = time.monotonic()
+    results = execution.run_course(
+        notebooks, build_dir, workers=args.workers, timeout=args.timeout
+    )
+    wall = time.monotonic() - started
+    report = execution.write_report(results, build_dir, wall)
+    failed = [r for r in results if r.status != "ok"]
+    print(f"{len(results) - len(failed)}/{len(results)} notebooks ran in {wall:.1f} s; report: {report}")
+    for r in failed:
+        print(f"FAILED {r.notebook}: cell {r.failing_cell}: {r.error} (executed copy: {r.output})")
+    if args.bench:
+        bench = {
+            "wall_seconds": round(wall, 2),
+            "notebooks": {
+                r.notebook: {"seconds": r.seconds, "overhead_seconds": r.overhead_seconds}
+                for r in results
+            },
+            "max_overhead_seconds": max((r.overhead_seconds for r in results), default=0.0),
+        }
+        target = build_dir.parent / "bench.json"
+        target.write_text(json.dumps(bench, indent=2))
+        print(f"Benchmark written to {target}")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlops-course", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    course = commands.add_parser("course", help="execute every solution notebook headless")
+    course.add_argument("--only", nargs="*", default=[], help="notebook stems or prefixes (e.g. 01)")
+    course.add_argument("--workers", type=int, default=None, help="parallel notebooks (default: cores)")
+    course.add_argument("--timeout", type=int, default=execution.DEFAULT_TIMEOUT, help="seconds per cell")
+    course.add_argument("--build-dir", default=None, help="where executed notebooks go (default build/course)")
+    course.add_argument("--bench", action="store_true", help="also write build/bench.json")
+    course.set_defaults(handler=_course)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        print("Interrupted; servers started by the course were stopped.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""Processes the course starts: each on 127.0.0.1, on a free port, and always stopped.
+
+Every server runs in its own process group so that stopping it also stops the
+workers it forks. Three guards stop it: the ``with`` block (success, exception,
+``KeyboardInterrupt``), an ``atexit`` hook (a kernel that shuts down with the
+server still running), and, on Linux, a parent-death signal (a kernel that is
+killed outright).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import weakref
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from mlops_course.errors import CourseError
+
+__all__ = [
+    "LOOPBACK",
+    "ManagedProcess",
+    "ServerError",
+    "free_port",
+    "lean_mlflow_env",
+    "running_servers",
+    "stop_all",
+    "tracking_server",
+]
+
+LOOPBACK = "127.0.0.1"
+_LIVE: weakref.WeakSet[ManagedProcess] = weakref.WeakSet()
+
+
+class ServerError(CourseError, RuntimeError):
+    """A server could not be started; the message names the cause and the fix."""
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """Return a TCP port that is free on ``host`` right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = LOOPBACK) -> bool:
+    """True when something already listens on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def environment_bin() -> str:
+    """The ``bin`` folder of the running Python environment (uvicorn, alembic, mlflow live there)."""
+    return str(Path(sys.executable).parent)
+
+
+def lean_mlflow_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for MLflow server processes: environment ``bin`` first on PATH, job runner off."""
+    env = dict(os.environ)
+    env["PATH"] = environment_bin() + os.pathsep + env.get("PATH", "")
+    # The job runner costs seconds at start-up and memory; the course never schedules jobs.
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Ask Linux to SIGTERM the child when the process that started it dies."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class ManagedProcess:
+    """A server process with a readiness URL, a log file and a guaranteed stop.
+
+    Use it as a context manager, or call :meth:`start` and :meth:`stop` across
+    notebook cells (the atexit guard covers a forgotten :meth:`stop`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        port: int,
+        ready_path: str,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        host: str = LOOPBACK,
+        timeout: float = 60.0,
+    ) -> None:
+        self.name = name
+        self.argv = [str(a) for a in argv]
+        self.host = host
+        self.port = port
+        self.ready_path = ready_path
+        self.log_path = Path(log_path)
+        self.env = dict(env) if env is not None else dict(os.environ)
+        self.cwd = cwd
+        self.timeout = timeout
+        self.process: subprocess.Popen[bytes] | None = None
+        self.startup_seconds: float | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log written)"
+        return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
+
+    def start(self) -> ManagedProcess:
+        if self.running:
+            return self
+        if port_in_use(self.port, self.host):
+            raise ServerError(
+                f"{self.name}: port {self.port} on {self.host} is already in use; "
+                "leave the port unset so a free one is chosen, or stop the program that holds it."
+            )
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it while it runs
+        started = time.monotonic()
+        try:
+            self.process = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                cwd=self.cwd,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - setsid + parent-death signal
+            )
+        except FileNotFoundError as error:
+            raise ServerError(
+                f"{self.name}: the program {self.argv[0]!r} was not found; "
+                "run the course's `make course` set-up so the environment is complete."
+            ) from error
+        finally:
+            log.close()
+        _LIVE.add(self)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = round(time.monotonic() - started, 2)
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        url = self.url + self.ready_path
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise ServerError(
+                    f"{self.name} exited with code {self.process.returncode} before it was ready "
+                    f"(log {self.log_path}); last lines:\n{self.log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status < 500:
+                        return
+            except urllib.error.HTTPError as error:
+                if error.code < 500:
+                    return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            time.sleep(0.2)
+        raise ServerError(
+            f"{self.name} did not answer {url} within {self.timeout:.0f} s "
+            f"(log {self.log_path}); last lines:\n{self.log_tail()}"
+        )
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop the whole process group: SIGTERM, then SIGKILL after ``grace`` seconds."""
+        process, self.process = self.process, None
+        _LIVE.discard(self)
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        # Workers may outlive the leader; the group id is still the leader's pid.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
+
+    def __enter__(self) -> ManagedProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<{self.name} {state} at {self.url}>"
+
+
+def running_servers() -> list[ManagedProcess]:
+    """Servers started by this Python process that are still running."""
+    return [server for server in list(_LIVE) if server.running]
+
+
+def stop_all() -> None:
+    """Stop every server this process started (registered with ``atexit``)."""
+    for server in list(_LIVE):
+        server.stop()
+
+
+atexit.register(stop_all)
+
+
+def _resolve_port(port: int | None) -> int:
+    return free_port() if port is None else int(port)
+
+
+def tracking_server(
+    backend_store_uri: str,
+    *,
+    artifacts_destination: str | None = None,
+    default_artifact_root: str | None = None,
+    port: int | None = None,
+    log_dir: Path | None = None,
+    timeout: float = 60.0,
+    extra_args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> ManagedProcess:
+    """An ``mlflow server`` on 127.0.0.1 with lean settings (one worker, no job runner).
+
+    ``artifacts_destination`` serves artifacts through the server (clients need no
+    storage credentials); ``default_artifact_root`` makes clients write artifacts
+    themselves. Call ``.start()`` or use ``with``; ``.url`` is the tracking URI.
+    """
+    chosen = _resolve_port(port)
+    argv = [
+        sys.executable, "-m", "mlflow", "server",
+        "--host", LOOPBACK, "--port", str(chosen),
+        "--workers", "1",
+        "--backend-store-uri", backend_store_uri,
+    ]
+    if artifacts_destination:
+        argv += ["--artifacts-destination", artifacts_destination]
+    if default_artifact_root:
+        argv += ["--default-artifact-root", default_artifact_root, "--no-serve-artifacts"]
+    argv += list(extra_args)
+    logs = Path(log_dir) if log_dir else Path.cwd() / "logs"
+    return ManagedProcess(
+        "MLflow tracking server",
+        argv,
+        port=chosen,
+        ready_path="/health",
+        log_path=logs / f"mlflow-server-{chosen}.log",
+        env=lean_mlflow_env(env),
+        timeout=timeout,
+    )
+

@@ -1,0 +1,109 @@
+"""The one call at the top of every notebook: versions, an isolated tracking store, seeds, paths.
+
+The store lives in the folder the notebook runs in (Jupyter, papermill and
+nbgrader all run a notebook from its own folder), so a solution, a student's
+copy and each submission in an nbgrader course get stores of their own without
+any ``../..`` path. ``MLFLOW_TRACKING_URI``, when the user sets it, wins.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from mlops_course import data
+from mlops_course.errors import show_without_traceback
+
+__all__ = ["CourseContext", "STORE_DB", "start", "store_uri"]
+
+STORE_DB = "mlflow.db"
+# MLflow's own default for a local store: artifacts go to ./mlruns of the working folder.
+STORE_ARTIFACTS = "mlruns"
+PYTHON_REQUIRED = (3, 11)
+_OURS = "MLOPS_COURSE_OWN_TRACKING_URI"
+SHOWN_PACKAGES = ("mlflow", "scikit-learn", "pandas", "numpy", "matplotlib")
+
+
+@dataclass(frozen=True)
+class CourseContext:
+    """What a notebook needs to know about where it runs."""
+
+    notebook: str
+    workdir: Path
+    tracking_uri: str
+    isolated_store: bool
+    data_dir: Path
+    seed: int
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.workdir / STORE_ARTIFACTS
+
+
+def store_uri(workdir: Path) -> str:
+    """The SQLite tracking URI of the course's store in ``workdir``."""
+    return f"sqlite:///{(Path(workdir) / STORE_DB).resolve()}"
+
+
+def package_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        return
+    np.random.seed(seed)
+
+
+def start(notebook: str, *, seed: int = 42, quiet: bool = False) -> CourseContext:
+    """Prepare a notebook run and return its :class:`CourseContext`.
+
+    Prints the versions that matter, points MLflow at an isolated store in the
+    working folder (unless ``MLFLOW_TRACKING_URI`` is set), and seeds Python's
+    and NumPy's random generators.
+    """
+    if sys.version_info[:2] < PYTHON_REQUIRED:
+        raise RuntimeError(
+            f"This course needs Python {PYTHON_REQUIRED[0]}.{PYTHON_REQUIRED[1]} or newer, "
+            f"found {platform.python_version()}; choose the 'MLOps course' kernel."
+        )
+    workdir = Path.cwd().resolve()
+    user_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if user_uri and user_uri == os.environ.get(_OURS):
+        user_uri = None  # set by an earlier start() in this kernel, not by the user
+    tracking_uri = user_uri or store_uri(workdir)
+    # Exported so that command-line tools started from the notebook use the same store.
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    if user_uri is None:
+        os.environ[_OURS] = tracking_uri
+    import mlflow  # after the variable is set, so every client in this kernel agrees
+
+    mlflow.set_tracking_uri(tracking_uri)
+    seed_everything(seed)
+    show_without_traceback()
+    context = CourseContext(
+        notebook=notebook,
+        workdir=workdir,
+        tracking_uri=tracking_uri,
+        isolated_store=user_uri is None,
+        data_dir=data.cache_dir(),
+        seed=seed,
+    )
+    if not quiet:
+        versions = ", ".join(f"{name} {package_version(name)}" for name in SHOWN_PACKAGES)
+        print(f"{notebook}: Python {platform.python_version()}, {versions}")
+        origin = "isolated store in this folder" if context.isolated_store else "your MLFLOW_TRACKING_URI"
+        print(f"Tracking URI: {tracking_uri} ({origin}); random seed {seed}")
+    return context
