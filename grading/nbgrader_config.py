@@ -12,6 +12,7 @@ c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 repo = Path(__file__).resolve().parent.parent
 work = Path("grading") / "work"
 
+(repo / work).mkdir(parents=True, exist_ok=True)  # the gradebook needs its folder
 c.CourseDirectory.root = str(repo)
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "notebooks"

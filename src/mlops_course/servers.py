@@ -281,3 +281,44 @@ def tracking_server(
         timeout=timeout,
     )
 
+
+
+def model_server(
+    model_uri: str,
+    *,
+    port: int | None = None,
+    log_dir: Path | None = None,
+    timeout: float = 90.0,
+    env: Mapping[str, str] | None = None,
+) -> ManagedProcess:
+    """``mlflow models serve`` for ``model_uri`` on 127.0.0.1, in this environment (no new env).
+
+    The scoring server answers ``GET /ping`` and ``POST /invocations`` (the same
+    contract a SageMaker container implements). The tracking URI of this process
+    is passed on, so ``models:/`` and ``runs:/`` URIs resolve against the same store.
+    """
+    chosen = _resolve_port(port)
+    argv = [
+        sys.executable, "-m", "mlflow", "models", "serve",
+        "--model-uri", model_uri,
+        "--host", LOOPBACK, "--port", str(chosen),
+        "--env-manager", "local",
+        "--workers", "1",
+    ]
+    extra = dict(env or {})
+    try:
+        import mlflow
+
+        extra.setdefault("MLFLOW_TRACKING_URI", mlflow.get_tracking_uri())
+    except ImportError:  # pragma: no cover - mlflow is a dependency
+        pass
+    logs = Path(log_dir) if log_dir else Path.cwd() / "logs"
+    return ManagedProcess(
+        "MLflow scoring server",
+        argv,
+        port=chosen,
+        ready_path="/ping",
+        log_path=logs / f"mlflow-models-serve-{chosen}.log",
+        env=lean_mlflow_env(extra),
+        timeout=timeout,
+    )

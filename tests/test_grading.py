@@ -1,0 +1,109 @@
+"""Three-way grading of every assignment: the solution gets full marks, the blank release
+zero, and each wrong-answer fixture loses exactly the cells it names.
+
+One temporary nbgrader course per assignment: generate the release, submit the three
+kinds of notebooks, autograde them together, read the gradebook.
+"""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from mlops_course import grading
+
+from .conftest import ASSIGNMENTS, REPO
+
+pytestmark = pytest.mark.grading
+
+
+@pytest.fixture(scope="module", params=ASSIGNMENTS)
+def graded(request, tmp_path_factory):
+    assignment = request.param
+    course = grading.build_course(tmp_path_factory.mktemp(f"course-{assignment}"), REPO, [assignment])
+    grading.nbgrader(course, "generate_assignment", assignment, "--force")
+    release = grading.release_notebook(course, assignment)
+    solution = course / "source" / assignment / f"{assignment}.ipynb"
+    grading.submit(course, "solution", assignment, grading.fill_release(release, solution))
+    grading.submit(course, "blank", assignment, release)
+    wrong = grading.fixtures(REPO, assignment)
+    for fixture in wrong:
+        submission = grading.fill_release(release, solution, fixture.replace)
+        grading.submit(course, f"fixture-{fixture.name}", assignment, submission)
+    grading.nbgrader(course, "autograde", assignment, "--force")
+    return {
+        "assignment": assignment,
+        "course": course,
+        "release": release,
+        "fixtures": wrong,
+        "scores": {
+            student: grading.cell_scores(course, assignment, student)
+            for student in ["solution", "blank", *(f"fixture-{f.name}" for f in wrong)]
+        },
+    }
+
+
+def _summary(scores) -> str:
+    return ", ".join(f"{s.grade_id}={s.score:g}/{s.max_score:g}" for s in scores.values())
+
+
+def test_solution_gets_full_marks(graded):
+    scores = graded["scores"]["solution"]
+    assert scores, f"{graded['assignment']} has no autograded cells."
+    lost = [s.grade_id for s in scores.values() if s.score < s.max_score]
+    assert not lost, f"The solution of {graded['assignment']} loses points in {lost}: {_summary(scores)}."
+
+
+def test_blank_release_gets_zero(graded):
+    scores = graded["scores"]["blank"]
+    earned = [s.grade_id for s in scores.values() if s.score > 0]
+    assert not earned, f"The blank release of {graded['assignment']} earns points in {earned}: {_summary(scores)}."
+
+
+def test_no_cell_needs_manual_grading(graded):
+    for student, scores in graded["scores"].items():
+        manual = [s.grade_id for s in scores.values() if s.needs_manual_grade]
+        assert not manual, f"{student}'s {graded['assignment']} needs manual grading in {manual}."
+
+
+def test_every_exercise_has_a_wrong_answer_fixture(graded):
+    tests = {g for g, s in graded["scores"]["solution"].items() if s.max_score > 0}
+    covered = {cell for fixture in graded["fixtures"] for cell in fixture.loses}
+    missing = sorted(tests - covered)
+    assert not missing, f"No wrong-answer fixture in grading/fixtures/{graded['assignment']}/ loses {missing}."
+
+
+def test_wrong_answers_lose_exactly_their_cells(graded):
+    solution = graded["scores"]["solution"]
+    for fixture in graded["fixtures"]:
+        scores = graded["scores"][f"fixture-{fixture.name}"]
+        for grade_id, score in scores.items():
+            if grade_id in fixture.loses:
+                assert score.score == 0, (
+                    f"Fixture {fixture.name} ({fixture.description}) should score 0 in {grade_id}, "
+                    f"found {score.score:g}."
+                )
+            else:
+                assert score.score == solution[grade_id].score, (
+                    f"Fixture {fixture.name} should keep {grade_id} ({solution[grade_id].score:g} points), "
+                    f"found {score.score:g}."
+                )
+
+
+def test_committed_release_matches_generated(graded):
+    assignment = graded["assignment"]
+    committed = REPO / "notebooks" / assignment / f"{assignment}.ipynb"
+    assert committed.exists(), f"{committed} is missing: run `make release`."
+    expected = grading.normalized(nbformat.read(graded["release"], as_version=4))
+    found = grading.normalized(nbformat.read(committed, as_version=4))
+    assert found == expected, f"{committed} differs from what generate_assignment produces: run `make release`."
+
+
+def test_release_has_no_solution_or_hidden_test_text(graded):
+    assignment = graded["assignment"]
+    committed = (REPO / "notebooks" / assignment / f"{assignment}.ipynb").read_text()
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+        assert marker not in committed, f"The release of {assignment} contains '{marker}'."
+    source = REPO / "solutions" / assignment / f"{assignment}.ipynb"
+    for line in grading.hidden_test_texts(source):
+        assert line not in committed, f"Hidden test text leaked into the release of {assignment}: {line!r}."
