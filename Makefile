@@ -9,6 +9,8 @@ KERNEL := mlops-course
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Lean MLflow servers everywhere (see src/mlops_course/servers.py).
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
+# MLflow 3 reports usage over the network by default; the course sends nothing.
+export MLFLOW_DISABLE_TELEMETRY := true
 
 .PHONY: course test lab release lint bench lock env clean help
 
@@ -28,7 +30,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "MLOps course (Python 3.11)" >/dev/null
+	$(BIN)/python -m mlops_course install-kernel
 	@touch $(STAMP)
 
 course: $(STAMP)

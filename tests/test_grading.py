@@ -101,7 +101,8 @@ def test_committed_release_matches_generated(graded):
 
 def test_release_has_no_solution_or_hidden_test_text(graded):
     assignment = graded["assignment"]
-    committed = (REPO / "notebooks" / assignment / f"{assignment}.ipynb").read_text()
+    release = nbformat.read(REPO / "notebooks" / assignment / f"{assignment}.ipynb", as_version=4)
+    committed = "\n".join(cell.source for cell in release.cells)
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
         assert marker not in committed, f"The release of {assignment} contains '{marker}'."
     source = REPO / "solutions" / assignment / f"{assignment}.ipynb"

@@ -45,6 +45,26 @@ def _course(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+KERNEL_ENV = {
+    # MLflow 3 sends usage telemetry by default; the course runs offline and sends nothing.
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+}
+
+
+def _install_kernel(args: argparse.Namespace) -> int:
+    """Install the course kernel into this environment (``sys.prefix``), not the user's home."""
+    from ipykernel.kernelspec import install
+
+    path = install(
+        kernel_name=execution.KERNEL_NAME,
+        display_name="MLOps course (Python 3.11)",
+        prefix=sys.prefix,
+        env=KERNEL_ENV,
+    )
+    print(f"Installed the course kernel {execution.KERNEL_NAME!r} in {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops-course", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -56,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     course.add_argument("--build-dir", default=None, help="where executed notebooks go (default build/course)")
     course.add_argument("--bench", action="store_true", help="also write build/bench.json")
     course.set_defaults(handler=_course)
+
+    kernel = commands.add_parser("install-kernel", help="install the course's Jupyter kernel in this environment")
+    kernel.set_defaults(handler=_install_kernel)
     return parser
 
 

@@ -208,10 +208,15 @@ def normalized(notebook: nbformat.NotebookNode) -> list[dict]:
 
 
 def hidden_test_texts(solution: Path) -> list[str]:
-    """The hidden-test blocks of a solution notebook (to check they never reach students)."""
-    texts = []
+    """Lines that only occur inside hidden-test blocks of a solution notebook.
+
+    Lines that also appear in visible code (``evidence.check(``, say) are left out, so a
+    hit in the release is a real leak.
+    """
+    hidden: list[str] = []
+    visible: set[str] = set()
     for cell in nbformat.read(solution, as_version=4).cells:
         for block in HIDDEN_BLOCK.findall(cell.source):
-            inner = block.split("\n", 1)[1].rsplit("\n", 1)[0] if "\n" in block else ""
-            texts.extend(line.strip() for line in inner.splitlines() if len(line.strip()) > 12)
-    return texts
+            hidden.extend(line.strip() for line in block.splitlines()[1:-1])
+        visible.update(line.strip() for line in HIDDEN_BLOCK.sub("", cell.source).splitlines())
+    return [line for line in dict.fromkeys(hidden) if len(line) > 12 and line not in visible]

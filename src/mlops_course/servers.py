@@ -69,6 +69,7 @@ def lean_mlflow_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env["PATH"] = environment_bin() + os.pathsep + env.get("PATH", "")
     # The job runner costs seconds at start-up and memory; the course never schedules jobs.
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"  # offline course: no usage reports
     env.setdefault("PYTHONUNBUFFERED", "1")
     if extra:
         env.update(extra)
