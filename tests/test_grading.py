@@ -7,6 +7,9 @@ kinds of notebooks, autograde them together, read the gradebook.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import nbformat
 import pytest
 
@@ -17,10 +20,9 @@ from .conftest import ASSIGNMENTS, REPO
 pytestmark = pytest.mark.grading
 
 
-@pytest.fixture(scope="module", params=ASSIGNMENTS)
-def graded(request, tmp_path_factory):
-    assignment = request.param
-    course = grading.build_course(tmp_path_factory.mktemp(f"course-{assignment}"), REPO, [assignment])
+def _grade(assignment: str, workdir) -> dict:
+    """Build a course for one assignment, submit solution, blank and fixtures, autograde."""
+    course = grading.build_course(workdir / f"course-{assignment}", REPO, [assignment])
     grading.nbgrader(course, "generate_assignment", assignment, "--force")
     release = grading.release_notebook(course, assignment)
     solution = course / "source" / assignment / f"{assignment}.ipynb"
@@ -41,6 +43,40 @@ def graded(request, tmp_path_factory):
             for student in ["solution", "blank", *(f"fixture-{f.name}" for f in wrong)]
         },
     }
+
+
+@pytest.fixture(scope="session")
+def graded_course(tmp_path_factory, request) -> dict[str, dict | BaseException]:
+    """Every selected assignment graded once; assignments run in parallel (one per core)."""
+    selected = {
+        item.callspec.params["assignment"]
+        for item in request.session.items
+        if hasattr(item, "callspec") and "assignment" in item.callspec.params
+    }
+    wanted = sorted(selected) or ASSIGNMENTS  # only what `-k` kept
+    workdir = tmp_path_factory.mktemp("grading")
+    results: dict[str, dict | BaseException] = {}
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        futures = {pool.submit(_grade, a, workdir): a for a in wanted}
+        for future, assignment in futures.items():
+            try:
+                results[assignment] = future.result()
+            except Exception as error:  # reported by that assignment's tests only
+                results[assignment] = error
+    return results
+
+
+@pytest.fixture(params=ASSIGNMENTS)
+def assignment(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def graded(graded_course, assignment) -> dict:
+    result = graded_course[assignment]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def _summary(scores) -> str:

@@ -1,0 +1,106 @@
+"""Repository rules: clean notebooks, the notebook skeleton, environment.yml agrees with the lock."""
+
+from __future__ import annotations
+
+import re
+
+import nbformat
+import pytest
+
+from .conftest import ASSIGNMENTS, REPO
+
+ALL_NOTEBOOKS = sorted((REPO / "solutions").glob("*/*.ipynb")) + sorted((REPO / "notebooks").glob("*/*.ipynb"))
+
+
+def _lock() -> dict[str, str]:
+    pins = {}
+    for line in (REPO / "requirements.lock").read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.\-\[\]]+)==([^\s;]+)", line)
+        if match:
+            pins[_canonical(match.group(1))] = match.group(2)
+    return pins
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()
+
+
+def _environment_pins() -> dict[str, str]:
+    pins = {}
+    for line in (REPO / "environment.yml").read_text().splitlines():
+        match = re.match(r"^\s+-\s+([A-Za-z0-9_.\-\[\]]+)==([^\s#]+)", line)
+        if match:
+            pins[_canonical(match.group(1))] = match.group(2)
+    return pins
+
+
+def _direct_dependencies() -> set[str]:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    specs = list(project["dependencies"])
+    for extra in project.get("optional-dependencies", {}).values():
+        specs += extra
+    return {_canonical(re.split(r"[<>=!~; ]", spec, maxsplit=1)[0]) for spec in specs}
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: f"{p.parent.parent.name}/{p.stem}")
+def test_notebook_committed_without_outputs(path):
+    notebook = nbformat.read(path, as_version=4)
+    dirty = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not dirty, f"{path.relative_to(REPO)} has outputs in cells {dirty}: strip them (pre-commit does)."
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_notebook_skeleton(assignment):
+    path = REPO / "solutions" / assignment / f"{assignment}.ipynb"
+    cells = nbformat.read(path, as_version=4).cells
+    first = cells[0].source
+    assert cells[0].cell_type == "markdown" and first.startswith(f"# {assignment[:2]} · "), (
+        f"{assignment}: the first cell must be the title '# {assignment[:2]} · <Title>'."
+    )
+    assert "Learning objectives" in first and "Estimated time" in first, (
+        f"{assignment}: the title cell must list the learning objectives and the estimated time."
+    )
+    parameters = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(parameters) == 1, f"{assignment}: expected one cell tagged 'parameters', found {len(parameters)}."
+    code = [c for c in cells if c.cell_type == "code"]
+    assert f'mlops_course.start("{assignment}"' in code[1].source, (
+        f"{assignment}: the cell after the parameters must call mlops_course.start({assignment!r}, ...)."
+    )
+    assert any(c.cell_type == "markdown" and "## Summary" in c.source for c in cells), (
+        f"{assignment}: a '## Summary' section is missing."
+    )
+    ids = [c.metadata["nbgrader"]["grade_id"] for c in cells if "nbgrader" in c.metadata]
+    assert len(ids) == len(set(ids)), f"{assignment}: grade ids must be unique, found {ids}."
+
+
+def test_every_solution_has_a_release():
+    for assignment in ASSIGNMENTS:
+        assert (REPO / "notebooks" / assignment / f"{assignment}.ipynb").exists(), (
+            f"notebooks/{assignment}/ is missing: run `make release`."
+        )
+    stray = {p.name for p in (REPO / "notebooks").iterdir() if p.is_dir()} - set(ASSIGNMENTS)
+    assert not stray, f"notebooks/ has folders without a solution: {sorted(stray)}."
+
+
+def test_environment_yml_mirrors_the_lock():
+    lock, environment, direct = _lock(), _environment_pins(), _direct_dependencies()
+    missing = sorted(direct - set(environment))
+    assert not missing, f"environment.yml lacks direct dependencies {missing} (add them with a comment)."
+    extra = sorted(set(environment) - direct)
+    assert not extra, f"environment.yml lists {extra}, which pyproject.toml does not declare."
+    wrong = {name: (version, lock.get(name)) for name, version in environment.items() if lock.get(name) != version}
+    assert not wrong, f"environment.yml and requirements.lock disagree (environment, lock): {wrong}."
+
+
+def test_environment_yml_comments_name_a_user():
+    for line in (REPO / "environment.yml").read_text().splitlines():
+        if re.match(r"^\s+-\s+[A-Za-z0-9_.\-]+==", line):
+            assert "#" in line and line.split("#", 1)[1].strip(), f"Say which notebook needs: {line.strip()}"
+
+
+def test_lock_pins_exact_versions():
+    lines = [l for l in (REPO / "requirements.lock").read_text().splitlines() if l and not l.lstrip().startswith("#")]
+    loose = [l for l in lines if not re.match(r"^[A-Za-z0-9_.\-\[\]]+==\S+", l) and not l.startswith(" ")]
+    assert not loose, f"requirements.lock must pin exact versions, found: {loose[:3]}."
