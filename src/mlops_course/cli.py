@@ -22,7 +22,7 @@ def _course(args: argparse.Namespace) -> int:
     print(f"Executing {len(notebooks)} notebook(s) into {build_dir} with {args.workers or 'all'} worker(s)")
     started = time.monotonic()
     results = execution.run_course(
-        notebooks, build_dir, workers=args.workers, timeout=args.timeout
+        notebooks, build_dir, workers=args.workers, timeout=args.timeout, fresh=not args.keep_stores
     )
     wall = time.monotonic() - started
     report = execution.write_report(results, build_dir, wall)
@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     course.add_argument("--timeout", type=int, default=execution.DEFAULT_TIMEOUT, help="seconds per cell")
     course.add_argument("--build-dir", default=None, help="where executed notebooks go (default build/course)")
     course.add_argument("--bench", action="store_true", help="also write build/bench.json")
+    course.add_argument(
+        "--keep-stores", action="store_true",
+        help="re-run in the stores left by the previous run instead of fresh ones",
+    )
     course.set_defaults(handler=_course)
 
     kernel = commands.add_parser("install-kernel", help="install the course's Jupyter kernel in this environment")
