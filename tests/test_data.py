@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import http.server
+import os
 import threading
-
 from pathlib import Path
 
 import pytest

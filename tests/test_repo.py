@@ -101,6 +101,19 @@ def test_environment_yml_comments_name_a_user():
 
 
 def test_lock_pins_exact_versions():
-    lines = [l for l in (REPO / "requirements.lock").read_text().splitlines() if l and not l.lstrip().startswith("#")]
-    loose = [l for l in lines if not re.match(r"^[A-Za-z0-9_.\-\[\]]+==\S+", l) and not l.startswith(" ")]
+    lines = [row for row in (REPO / "requirements.lock").read_text().splitlines() if row and not row.lstrip().startswith("#")]
+    loose = [row for row in lines if not re.match(r"^[A-Za-z0-9_.\-\[\]]+==\S+", row) and not row.startswith(" ")]
     assert not loose, f"requirements.lock must pin exact versions, found: {loose[:3]}."
+
+
+def test_ruff_is_clean():
+    """`make lint` in CI: the package, the tests and the solution notebooks."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    result = subprocess.run([ruff, "check", "src", "tests", "grading", "solutions"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, f"ruff found problems (run `make lint`):\n{result.stdout[-2000:]}"

@@ -65,6 +65,25 @@ def _install_kernel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _strip_outputs(args: argparse.Namespace) -> int:
+    """Remove outputs and execution counts from notebooks in place (pre-commit hook)."""
+    import nbformat
+
+    changed = 0
+    for name in args.paths:
+        path = Path(name)
+        notebook = nbformat.read(path, as_version=4)
+        dirty = False
+        for cell in notebook.cells:
+            if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None):
+                cell.outputs, cell.execution_count, dirty = [], None, True
+        if dirty:
+            nbformat.write(notebook, path)
+            print(f"stripped outputs from {path}")
+            changed += 1
+    return 1 if changed else 0  # pre-commit convention: a hook that changed files fails
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops-course", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-run in the stores left by the previous run instead of fresh ones",
     )
     course.set_defaults(handler=_course)
+
+    strip = commands.add_parser("strip-outputs", help="remove outputs from notebooks (pre-commit)")
+    strip.add_argument("paths", nargs="+")
+    strip.set_defaults(handler=_strip_outputs)
 
     kernel = commands.add_parser("install-kernel", help="install the course's Jupyter kernel in this environment")
     kernel.set_defaults(handler=_install_kernel)
