@@ -41,6 +41,7 @@ __all__ = [
     "load_terraform",
     "pipeline_root",
     "render_model_card",
+    "resource_name",
     "run_dirs",
     "run_locally",
     "submit_to_vertex",
@@ -370,7 +371,7 @@ def _tfvars(env_dir: Path) -> dict:
         return hcl2.load(handle)
 
 
-def _resource_name(body: Mapping) -> str | None:
+def resource_name(body: Mapping) -> str | None:
     for attribute in NAME_ATTRIBUTES:
         value = body.get(attribute)
         if isinstance(value, str):
@@ -409,7 +410,7 @@ def terraform_problems(root: Path | str | None = None, environments: Iterable[st
         for unknown in sorted(set(tfvars) - declared):
             problems.append(f"Expected {env}/terraform.tfvars to set declared variables only, found {unknown!r}.")
         for address, body in sorted(resources.items()):
-            name = _resource_name(body)
+            name = resource_name(body)
             if name is not None and not name.startswith(PREFIX_FORMS):
                 problems.append(
                     f"Expected {env} resource {address} to be named with the prefix convention "
