@@ -56,3 +56,21 @@ def test_seeds_make_random_numbers_repeat(tmp_path, monkeypatch):
 
 def test_store_uri_is_absolute(tmp_path):
     assert setup.store_uri(tmp_path).startswith("sqlite:////")
+
+
+def test_autograding_sends_stderr_to_stdout(tmp_path, monkeypatch):
+    """nbgrader zeroes a test cell that writes to stderr: under autograde it must not happen."""
+    import logging
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    original = sys.stderr
+    handler = logging.StreamHandler(sys.stderr)
+    logging.getLogger("mlflow.test").addHandler(handler)
+    try:
+        mlops_course.start("99_test", quiet=True)
+        assert sys.stderr is sys.stdout and handler.stream is sys.stdout
+    finally:
+        sys.stderr = original
+        logging.getLogger("mlflow.test").removeHandler(handler)

@@ -84,6 +84,23 @@ def _strip_outputs(args: argparse.Namespace) -> int:
     return 1 if changed else 0  # pre-commit convention: a hook that changed files fails
 
 
+def _grade(args: argparse.Namespace) -> int:
+    from mlops_course import grader
+    from mlops_course.errors import CourseError
+
+    try:
+        rows = grader.grade_class(
+            args.assignment, Path(args.submissions), Path(args.out),
+            workers=args.workers, timeout=args.timeout, use_sandbox=not args.no_sandbox,
+        )
+    except CourseError as error:
+        print(error, file=sys.stderr)
+        return 2
+    counts = {status: sum(1 for r in rows if r.status == status) for status in grader.STATUSES}
+    print(", ".join(f"{n} {status}" for status, n in counts.items() if n))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops-course", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-run in the stores left by the previous run instead of fresh ones",
     )
     course.set_defaults(handler=_course)
+
+    grade = commands.add_parser("grade", help="autograde a class's submissions (sandboxed, parallel)")
+    grade.add_argument("--assignment", required=True, help="assignment id, e.g. 01_mlops_paradigm")
+    grade.add_argument("--submissions", required=True, help="student folders or a flat LMS export")
+    grade.add_argument("--out", required=True, help="where grades.csv, feedback/ and summary.html go")
+    grade.add_argument("--workers", type=int, default=None, help="parallel graders (default: cores)")
+    grade.add_argument("--timeout", type=int, default=300, help="seconds per submission (default 300)")
+    grade.add_argument("--no-sandbox", action="store_true", help="grade without bubblewrap (trusted code only)")
+    grade.set_defaults(handler=_grade)
 
     strip = commands.add_parser("strip-outputs", help="remove outputs from notebooks (pre-commit)")
     strip.add_argument("paths", nargs="+")

@@ -67,6 +67,24 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
 
 
+def _stderr_to_stdout() -> None:
+    """While nbgrader autogrades, send warnings and log lines to stdout.
+
+    nbgrader scores a test cell that writes anything to stderr as failed, so a library
+    warning (MLflow's "Creating a new experiment", a ConvergenceWarning) would cost a
+    student points for a right answer. Students still see these lines, on stdout.
+    """
+    import logging
+
+    previous = sys.stderr
+    sys.stderr = sys.stdout
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in logging.root.manager.loggerDict)]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is previous:
+                handler.setStream(sys.stdout)
+
+
 def start(notebook: str, *, seed: int = 42, quiet: bool = False) -> CourseContext:
     """Prepare a notebook run and return its :class:`CourseContext`.
 
@@ -93,6 +111,8 @@ def start(notebook: str, *, seed: int = 42, quiet: bool = False) -> CourseContex
     mlflow.set_tracking_uri(tracking_uri)
     seed_everything(seed)
     show_without_traceback()
+    if os.environ.get("NBGRADER_EXECUTION") == "autograde":
+        _stderr_to_stdout()
     context = CourseContext(
         notebook=notebook,
         workdir=workdir,

@@ -1,0 +1,176 @@
+"""`mlops-course grade` on a fixture class: every kind of submission gets exactly its score and status.
+
+The class is built from the release of 01_mlops_paradigm: correct, blank, partly wrong,
+endless, crashing, malformed, test-cell-deleting, test-cell-editing, kernel-altering,
+evidence-faking, network-using and solution-snooping notebooks.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+
+import nbformat
+import pytest
+
+from mlops_course import grader, grading, sandbox
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.grading
+ASSIGNMENT = "01_mlops_paradigm"
+FULL = 7.0
+
+
+def _add_cell(notebook, source: str, after_setup: bool = True) -> None:
+    index = 3 if after_setup else len(notebook.cells)  # after the set-up cell
+    code = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
+    position = code[1] + 1 if after_setup else index
+    notebook.cells.insert(position, nbformat.v4.new_code_cell(source))
+
+
+def _fixture_class(tmp_path):
+    course = grading.build_course(tmp_path / "author", REPO, [ASSIGNMENT])
+    grading.nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+    release = grading.release_notebook(course, ASSIGNMENT)
+    solution = course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    gate_ties = next(f for f in grading.fixtures(REPO, ASSIGNMENT) if f.name == "gate_promotes_ties")
+    submissions = tmp_path / "submissions"
+
+    def put(student: str, notebook) -> None:
+        target = submissions / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+        target.parent.mkdir(parents=True)
+        if isinstance(notebook, str):
+            target.write_text(notebook)
+        else:
+            nbformat.write(notebook, target)
+
+    put("alice", grading.fill_release(release, solution))
+    put("bob", nbformat.read(release, as_version=4))
+    put("carol", grading.fill_release(release, solution, gate_ties.replace))
+    endless = grading.fill_release(release, solution)
+    _add_cell(endless, "import time\nwhile True:\n    time.sleep(1)")
+    put("dave", endless)
+    crash = grading.fill_release(release, solution)
+    _add_cell(crash, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    put("erin", crash)
+    put("frank", '{"cells": [ this is not json')
+    deleted = grading.fill_release(release, solution)
+    deleted.cells = [c for c in deleted.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_pipeline_of"]
+    put("grace", deleted)
+    altered = nbformat.read(release, as_version=4)
+    _add_cell(altered, "get_ipython().input_transformers_cleanup.append(lambda lines: ['pass\\n'])")
+    put("heidi", altered)
+    network = grading.fill_release(release, solution)
+    _add_cell(network, "import urllib.request\ntry:\n    urllib.request.urlopen('http://example.com', timeout=5)\n"
+                       "except Exception as error:\n    print('network:', error)")
+    put("ivan", network)
+    snoop = grading.fill_release(release, solution)
+    _add_cell(snoop, f"import os\nprint('SOLUTIONS-VISIBLE:', os.path.exists({str(REPO / 'solutions')!r}))")
+    put("judy", snoop)
+    edited = grading.fill_release(release, solution, {"pipeline_of": "PIPELINE_OF = {task: 'training' for task in TASKS}"})
+    for cell in edited.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "test_pipeline_of":
+            cell.source = "print('all good')"
+    put("kim", edited)
+    faked = grading.fill_release(release, solution, {"record_baseline_run": "\n".join([
+        "def record_baseline_run():",
+        "    class Fake:",
+        "        class info: run_id = 'fake'",
+        "        class data: metrics = {'accuracy': 1.0}; params = {}",
+        "    evidence.latest_run = lambda *a, **k: Fake",
+        "    evidence.expect_params = evidence.expect_metrics = lambda *a, **k: None",
+        "    return 'fake'",
+    ])})
+    put("mallory", faked)
+    put("Niño O'Brien", grading.fill_release(release, solution))  # an id that needs sanitizing
+    (submissions / "oscar").mkdir()  # a folder without a notebook
+    return submissions
+
+
+EXPECTED = {
+    # student: (score, status, a word the message must contain)
+    "alice": (FULL, "ok", "passed"),
+    "bob": (0.0, "ok", "passed"),
+    "carol": (4.0, "ok", "passed"),
+    "dave": (0.0, "timeout", "did not finish"),
+    "erin": (0.0, "crashed", "kernel died"),
+    "frank": (0.0, "malformed", "not valid"),
+    "grace": (5.0, "tampered", "deleted"),
+    "heidi": (0.0, "tampered", "did not run as written"),
+    "ivan": (FULL, "tampered", "network"),
+    "judy": (FULL, "ok", "passed"),
+    "kim": (5.0, "tampered", "edited"),
+    "mallory": (5.0, "tampered", "evidence"),
+    "Ni_o_O_Brien": (FULL, "ok", "passed"),
+    "oscar": (0.0, "missing", "no notebook"),
+}
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory):
+    if not sandbox.available():
+        pytest.skip("bubblewrap is not available here (CI installs it): the sandboxed grader cannot run")
+    tmp = tmp_path_factory.mktemp("class")
+    submissions = _fixture_class(tmp)
+    out = tmp / "out"
+    rows = grader.grade_class(ASSIGNMENT, submissions, out, workers=2, timeout=45, repo=REPO)
+    return {"rows": {r.student_id: r for r in rows}, "out": out}
+
+
+def test_every_submission_gets_its_score_and_status(graded_class):
+    rows = graded_class["rows"]
+    assert set(rows) == set(EXPECTED), f"Expected students {sorted(EXPECTED)}, found {sorted(rows)}."
+    for student, (score, status, word) in EXPECTED.items():
+        row = rows[student]
+        assert (row.score, row.status) == (score, status), (
+            f"{student}: expected {score:g} points and status {status}, found {row.score:g} and {row.status} ({row.message})"
+        )
+        assert word.lower() in row.message.lower(), f"{student}: the message should mention '{word}': {row.message}"
+
+
+def test_grades_csv(graded_class):
+    with open(graded_class["out"] / "grades.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert list(table[0]) == ["student_id", "assignment", "notebook", "score", "max_score", "status", "message"]
+    assert len(table) == len(EXPECTED)
+    assert {r["status"] for r in table} <= set(grader.STATUSES)
+
+
+def test_feedback_has_no_hidden_tests_or_tracebacks(graded_class):
+    hidden = grading.hidden_test_texts(REPO / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    pages = sorted((graded_class["out"] / "feedback").glob("*.html"))
+    assert {p.stem for p in pages} >= {"alice", "bob", "carol", "judy"}, f"feedback pages: {[p.stem for p in pages]}"
+    for page in pages:
+        text = page.read_text()
+        plain = re.sub(r"<[^>]+>", "", text)
+        import html as html_module
+
+        plain = html_module.unescape(plain)
+        for line in hidden:
+            assert line not in plain, f"{page.name} leaks hidden test text: {line!r}"
+        assert "BEGIN HIDDEN TESTS" not in plain and "Traceback (most recent call last)" not in plain
+
+
+def test_solutions_are_invisible_to_submissions(graded_class):
+    page = (graded_class["out"] / "feedback" / "judy.html").read_text()
+    assert "SOLUTIONS-VISIBLE: False" in page, "a submission could see the course's solutions/ folder"
+
+
+def test_summary_page(graded_class):
+    page = (graded_class["out"] / "summary.html").read_text()
+    assert "data:image/png;base64," in page and "test_promote_if_better" in page
+
+
+def test_flat_export_and_id_sanitizing(tmp_path):
+    (tmp_path / "ana.maria_attempt1_01.ipynb").write_text("{}")
+    (tmp_path / "ana.maria_attempt2.ipynb").write_text("{}")
+    (tmp_path / "../etc_passwd.ipynb").resolve()  # not created: ids never escape the folder
+    found = grader.discover(tmp_path, ASSIGNMENT)
+    assert [s.student_id for s in found] == ["ana_maria", "ana_maria-2"]
+
+
+def test_refuses_without_sandbox(monkeypatch, tmp_path):
+    monkeypatch.setattr(sandbox, "available", lambda: False)
+    with pytest.raises(grader.GradingRefused, match="--no-sandbox"):
+        grader.grade_class(ASSIGNMENT, tmp_path, tmp_path / "out", repo=REPO)
