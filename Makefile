@@ -12,7 +12,7 @@ export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
 # MLflow 3 reports usage over the network by default; the course sends nothing.
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: course test lab release lint bench lock env clean help
+.PHONY: course test lab release lint bench bench-grading lock env clean help
 
 help:
 	@echo "make course   execute every solution notebook headless (report in build/course/report.md)"
@@ -21,6 +21,7 @@ help:
 	@echo "make release  regenerate notebooks/ from solutions/ with nbgrader"
 	@echo "make lint     ruff on the package, tests and solution notebooks"
 	@echo "make bench    execute the course and write per-notebook seconds to build/bench.json"
+	@echo "make bench-grading  sequential nbgrader vs mlops-course grade on 40 submissions (build/bench-grading.json)"
 	@echo "make lock     re-resolve requirements.lock from pyproject.toml (needs the network)"
 
 env: $(STAMP)
@@ -40,7 +41,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=. --ServerApp.ip=127.0.0.1 --MultiKernelManager.default_kernel_name=$(KERNEL) notebooks/00_start_here/00_start_here.ipynb
+	$(BIN)/jupyter lab --notebook-dir=. --ServerApp.ip=127.0.0.1 --MultiKernelManager.default_kernel_name=$(KERNEL) \
+		$(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/00_start_here/00_start_here.ipynb
 
 release: $(STAMP)
 	cd grading && for nb in ../solutions/*/; do \
@@ -53,6 +55,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m mlops_course course --bench
+
+bench-grading: $(STAMP)
+	$(BIN)/python grading/bench_grading.py
 
 lock:
 	$(PYTHON) -m pip install --quiet uv && $(PYTHON) -m uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock

@@ -117,3 +117,14 @@ def test_ruff_is_clean():
     result = subprocess.run([ruff, "check", "src", "tests", "grading", "solutions"], cwd=REPO,
                             capture_output=True, text=True)
     assert result.returncode == 0, f"ruff found problems (run `make lint`):\n{result.stdout[-2000:]}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_readme_course_map_lists_points(assignment):
+    """The README's course map names every notebook with the points its test cells carry."""
+    cells = nbformat.read(REPO / "solutions" / assignment / f"{assignment}.ipynb", as_version=4).cells
+    points = sum(c.metadata.get("nbgrader", {}).get("points", 0) for c in cells if c.metadata.get("nbgrader", {}).get("grade"))
+    rows = [line for line in (REPO / "README.md").read_text().splitlines() if line.startswith(f"| `{assignment}`")]
+    assert rows, f"README.md's course map has no row for {assignment}."
+    found = rows[0].rstrip(" |").rsplit("|", 1)[1].strip()
+    assert found == f"{points:g}", f"README.md gives {assignment} {found} points; its test cells carry {points:g}."
