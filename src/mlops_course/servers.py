@@ -447,7 +447,9 @@ def postgres_server(
                 f"PostgreSQL twin: could not prepare the unprivileged user it runs as ({error}); "
                 "run the course as an ordinary user instead of root."
             ) from error
-        prefix = ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--clear-groups"]
+        # setuid clears the parent-death signal: setpriv sets it again for postgres itself.
+        prefix = ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--clear-groups",
+                  "--pdeathsig=SIGTERM"]
     data_dir.chmod(0o700)
     logs = Path(log_dir) if log_dir else Path.cwd() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
