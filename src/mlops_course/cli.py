@@ -101,6 +101,12 @@ def _grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _class_server(args: argparse.Namespace) -> int:
+    from mlops_course import classroom  # lazily: only this command needs it
+
+    return classroom.run(Path(args.students), Path(args.data_dir), port=args.port, host=args.host)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops-course", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -132,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     kernel = commands.add_parser("install-kernel", help="install the course's Jupyter kernel in this environment")
     kernel.set_defaults(handler=_install_kernel)
+
+    klass = commands.add_parser("class-server", help="an MLflow server with accounts for a class (PostgreSQL, proxied artifacts)")
+    klass.add_argument("--students", required=True, help="CSV with a student_id and an optional password column")
+    klass.add_argument("--data-dir", required=True, help="folder for the database, artifacts and credentials")
+    klass.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    klass.add_argument("--host", default="127.0.0.1", help="interface; 0.0.0.0 lets other machines connect")
+    klass.set_defaults(handler=_class_server)
     return parser
 
 
