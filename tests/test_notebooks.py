@@ -38,6 +38,8 @@ VOLATILE = [
     (re.compile(r"localhost:\d+"), "localhost:<port>"),
     (re.compile(r"\d+(\.\d+)? ?(s|seconds|ms)\b"), "<duration>"),
     (re.compile(r"/tmp/\S+"), "<tmp>"),
+    (re.compile(r"\bversion \d+"), "version <n>"),  # registry versions grow with every run
+    (re.compile(r"-\d{4,5}\.log\b"), "-<port>.log"),  # server logs are named after their port
 ]
 
 
