@@ -167,6 +167,12 @@ def run_course(
     """Run notebooks in parallel (``workers`` processes, default: the number of cores)."""
     build_dir.mkdir(parents=True, exist_ok=True)
     total = len(notebooks)
+    # Longest first, so the slowest notebook does not start last while a worker idles: by the
+    # last report when there is one, else later notebooks first (the cloud walkthroughs are heavy).
+    known = previous_seconds(build_dir)
+    ordered = sorted(notebooks, key=lambda nb: (-known.get(nb.stem, 0.0), nb.stem), reverse=False)
+    if not known:
+        ordered = list(reversed(notebooks))
     workers = max(1, min(workers or os.cpu_count() or 1, total or 1))
     results: dict[str, NotebookResult] = {}
     say = progress or (lambda _message: None)
@@ -175,7 +181,7 @@ def run_course(
             pool.submit(
                 run_notebook, nb, build_dir, parameters=parameters, timeout=timeout, fresh=fresh
             ): nb
-            for nb in notebooks
+            for nb in ordered
         }
         for done, future in enumerate(as_completed(futures), start=1):
             result = future.result()
@@ -185,6 +191,15 @@ def run_course(
                 detail += f", cell {result.failing_cell}: {result.error}"
             say(f"[{done}/{total}] {result.notebook}: {result.status} ({detail})")
     return [results[nb.stem] for nb in notebooks]
+
+
+def previous_seconds(build_dir: Path) -> dict[str, float]:
+    """Seconds per notebook from the last report in ``build_dir`` (empty when there is none)."""
+    try:
+        report = json.loads((build_dir / "report.json").read_text())
+        return {entry["notebook"]: float(entry["seconds"]) for entry in report["notebooks"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def write_report(results: Sequence[NotebookResult], build_dir: Path, wall_seconds: float) -> Path:
