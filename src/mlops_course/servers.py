@@ -77,7 +77,11 @@ def lean_mlflow_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Ask Linux to SIGTERM the child when the process that started it dies."""
+    """Ask Linux to SIGTERM the child when the process that started it dies.
+
+    Linux ties this signal to the *thread* that started the child: start servers from the
+    main thread (as notebooks do), not from a thread pool, or they stop when the thread ends.
+    """
     os.setsid()
     if sys.platform.startswith("linux"):
         import ctypes
