@@ -35,6 +35,7 @@ from mlops_course.errors import CourseError
 __all__ = ["ClassServer", "ClassroomError", "read_students", "run"]
 
 ADMIN = "admin"
+MIN_PASSWORD = 12  # MLflow's basic-auth app rejects shorter passwords
 
 
 class ClassroomError(CourseError):
@@ -54,6 +55,12 @@ def read_students(path: Path) -> dict[str, str | None]:
                 students[student] = (row.get("password") or "").strip() or None
     if not students:
         raise ClassroomError(f"Expected at least one student in {path}, found none.")
+    short = sorted(s for s, p in students.items() if p is not None and len(p) < MIN_PASSWORD)
+    if short:
+        raise ClassroomError(
+            f"Expected passwords of at least {MIN_PASSWORD} characters (MLflow's rule) in {path}, "
+            f"found shorter ones for {', '.join(short)}; leave the password empty to generate one."
+        )
     return students
 
 
@@ -71,12 +78,14 @@ class ClassServer:
     host: str = servers.LOOPBACK
     processes: list = field(default_factory=list)
     credentials: dict = field(default_factory=dict)
+    first_start: bool = False
 
     def _prepare(self) -> dict:
         self.data_dir = Path(self.data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "artifacts").mkdir(exist_ok=True)
         store = self.data_dir / "credentials.json"
+        self.first_start = not store.exists()
         credentials = json.loads(store.read_text()) if store.exists() else {}
         credentials.setdefault("admin", {"username": ADMIN, "password": secrets.token_urlsafe(16)})
         known = credentials.setdefault("students", {})
@@ -84,7 +93,7 @@ class ClassServer:
             if password:
                 known[student] = password
             else:
-                known.setdefault(student, secrets.token_urlsafe(9))
+                known.setdefault(student, secrets.token_urlsafe(12))
         _private_json(store, credentials)
         ini = self.data_dir / "basic_auth.ini"
         ini.write_text(
@@ -161,7 +170,9 @@ class ClassServer:
         url = self.public_url()
         lines = [
             f"MLflow class server: {url} (data in {self.data_dir})",
-            f"admin: {self.credentials['admin']['username']} / password in {self.data_dir / 'credentials.json'}",
+            f"admin: {self.credentials['admin']['username']} / "
+            + (f"{self.credentials['admin']['password']} (printed this once; " if self.first_start else "(")
+            + f"kept in {self.data_dir / 'credentials.json'}, mode 0600)",
             "",
             "Each student sets, before starting Jupyter (or in the notebook with os.environ):",
         ]

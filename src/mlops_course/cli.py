@@ -103,8 +103,13 @@ def _grade(args: argparse.Namespace) -> int:
 
 def _class_server(args: argparse.Namespace) -> int:
     from mlops_course import classroom  # lazily: only this command needs it
+    from mlops_course.errors import CourseError
 
-    return classroom.run(Path(args.students), Path(args.data_dir), port=args.port, host=args.host)
+    try:
+        return classroom.run(Path(args.students), Path(args.data_dir), port=args.port, host=args.host)
+    except CourseError as error:
+        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
