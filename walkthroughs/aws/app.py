@@ -8,7 +8,6 @@ Deploy (needs an account, Docker and the CDK CLI): see README.md.
 import os
 
 import aws_cdk as cdk
-
 from mlflow_stack import MlflowStack
 
 app = cdk.App()
