@@ -21,11 +21,10 @@ c.CourseDirectory.autograded_directory = str(work / "autograded")
 c.CourseDirectory.feedback_directory = str(work / "feedback")
 c.CourseDirectory.solution_directory = str(work / "solution")
 c.CourseDirectory.db_url = f"sqlite:///{repo / work / 'gradebook.db'}"
-# A notebook run leaves its MLflow store and server logs next to it: never release or grade those.
-c.CourseDirectory.ignore = [
-    ".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback",
-    "mlflow.db", "mlruns", "mlartifacts", "logs", "*.log",
-]
+# Only notebooks are released and graded: a notebook run leaves its MLflow store, server logs
+# and the files an exercise writes (some of them answers) next to it.
+# (nbgrader converts the notebooks itself and copies every other file not ignored: ignore all.)
+c.CourseDirectory.ignore = ["*"]
 c.CourseDirectory.course_id = "mlops-course"
 # Hidden tests must never reach students, not even through feedback.
 c.GenerateFeedback.preprocessors = [

@@ -72,13 +72,11 @@ def build_course(course: Path, repo: Path, assignments: list[str]) -> Path:
     """
     course.mkdir(parents=True, exist_ok=True)
     for assignment in assignments:
-        shutil.copytree(
-            repo / "solutions" / assignment,
-            course / "source" / assignment,
-            ignore=shutil.ignore_patterns("mlflow.db", "mlruns", "mlartifacts", "logs", "*.log",
-                                          ".ipynb_checkpoints"),
-            dirs_exist_ok=True,
-        )
+        # Only the notebooks: running a solution in place leaves stores and answer files beside it.
+        target = course / "source" / assignment
+        target.mkdir(parents=True, exist_ok=True)
+        for notebook in (repo / "solutions" / assignment).glob("*.ipynb"):
+            shutil.copyfile(notebook, target / notebook.name)
     config = f"""\
 c = get_config()
 load_subconfig({str(repo_config(repo))!r})
