@@ -34,7 +34,8 @@ def _course(args: argparse.Namespace) -> int:
         bench = {
             "wall_seconds": round(wall, 2),
             "notebooks": {
-                r.notebook: {"seconds": r.seconds, "overhead_seconds": r.overhead_seconds}
+                r.notebook: {"seconds": r.seconds, "overhead_seconds": r.overhead_seconds,
+                             "shutdown_seconds": r.shutdown_seconds}
                 for r in results
             },
             "max_overhead_seconds": max((r.overhead_seconds for r in results), default=0.0),

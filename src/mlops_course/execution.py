@@ -68,12 +68,8 @@ class NotebookResult:
     output: str
     failing_cell: int | None = None
     error: str | None = None
-    work_seconds: float = 0.0
-
-    @property
-    def overhead_seconds(self) -> float:
-        """Kernel start, imports and the set-up cell: everything before the notebook's own work."""
-        return round(self.seconds - self.work_seconds, 2)
+    overhead_seconds: float = 0.0  # kernel start, then every cell up to the set-up cell (imports)
+    shutdown_seconds: float = 0.0  # from the last cell's end to the kernel's exit
 
 
 def kernel_name() -> str:
@@ -130,28 +126,31 @@ def run_notebook(
         output=str(output),
         failing_cell=failing_cell,
         error=error,
-        work_seconds=_work_seconds(output),
+        **_timings(output),
     )
 
 
 SETUP_CALL = "mlops_course.start("
 
 
-def _work_seconds(output: Path) -> float:
-    """Seconds spent in the cells after the set-up cell (papermill records each cell's duration)."""
+def _timings(output: Path) -> dict[str, float]:
+    """Overhead and shutdown seconds from the per-cell times papermill records in the output."""
+    from datetime import datetime
+
     try:
         executed = json.loads(output.read_text())
-    except (OSError, ValueError):
-        return 0.0
-    total, after_setup = 0.0, False
-    for cell in executed.get("cells", []):
-        if cell.get("cell_type") != "code":
-            continue
-        if after_setup:
-            total += float(cell.get("metadata", {}).get("papermill", {}).get("duration") or 0.0)
-        elif SETUP_CALL in "".join(cell.get("source", "")):
-            after_setup = True
-    return round(total, 2)
+        run = executed["metadata"]["papermill"]
+        cells = [c for c in executed["cells"] if c.get("cell_type") == "code"]
+        stamp = datetime.fromisoformat
+        overhead = (stamp(cells[0]["metadata"]["papermill"]["start_time"]) - stamp(run["start_time"])).total_seconds()
+        for cell in cells:
+            overhead += float(cell["metadata"]["papermill"].get("duration") or 0.0)
+            if SETUP_CALL in "".join(cell.get("source", "")):
+                break
+        shutdown = (stamp(run["end_time"]) - stamp(cells[-1]["metadata"]["papermill"]["end_time"])).total_seconds()
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return {}
+    return {"overhead_seconds": round(overhead, 2), "shutdown_seconds": round(shutdown, 2)}
 
 
 def run_course(
@@ -207,7 +206,7 @@ def write_report(results: Sequence[NotebookResult], build_dir: Path, wall_second
     payload = {
         "wall_seconds": round(wall_seconds, 2),
         "python": sys.version.split()[0],
-        "notebooks": [asdict(r) | {"overhead_seconds": r.overhead_seconds} for r in results],
+        "notebooks": [asdict(r) for r in results],
     }
     (build_dir / "report.json").write_text(json.dumps(payload, indent=2))
     lines = [
@@ -215,14 +214,16 @@ def write_report(results: Sequence[NotebookResult], build_dir: Path, wall_second
         "",
         f"Wall time: {wall_seconds:.1f} s for {len(results)} notebooks.",
         "",
-        "| notebook | status | seconds | overhead s | failing cell | error |",
-        "| --- | --- | ---: | ---: | ---: | --- |",
+        "Overhead: kernel start and the cells up to the set-up cell (imports); shutdown: kernel exit.",
+        "",
+        "| notebook | status | seconds | overhead s | shutdown s | failing cell | error |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in results:
         cell = "" if r.failing_cell is None else str(r.failing_cell)
         error = (r.error or "").replace("|", "\\|").replace("\n", " ")[:200]
         lines.append(
-            f"| {r.notebook} | {r.status} | {r.seconds:.1f} | {r.overhead_seconds:.1f} | {cell} | {error} |"
+            f"| {r.notebook} | {r.status} | {r.seconds:.1f} | {r.overhead_seconds:.1f} | {r.shutdown_seconds:.1f} | {cell} | {error} |"
         )
     report = build_dir / "report.md"
     report.write_text("\n".join(lines) + "\n")
