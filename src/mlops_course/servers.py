@@ -174,9 +174,21 @@ class ManagedProcess:
         self.startup_seconds = round(time.monotonic() - started, 2)
         return self
 
+    def _answers(self) -> bool:
+        """One readiness probe: the ready path answers with a status below 500."""
+        try:
+            with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as response:
+                return response.status < 500
+        except urllib.error.HTTPError as error:
+            return error.code < 500
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            return False
+
+    def _readiness(self) -> str:
+        return f"did not answer {self.url + self.ready_path}"
+
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.timeout
-        url = self.url + self.ready_path
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
@@ -184,18 +196,11 @@ class ManagedProcess:
                     f"{self.name} exited with code {self.process.returncode} before it was ready "
                     f"(log {self.log_path}); last lines:\n{self.log_tail()}"
                 )
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status < 500:
-                        return
-            except urllib.error.HTTPError as error:
-                if error.code < 500:
-                    return
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-                pass
+            if self._answers():
+                return
             time.sleep(0.2)
         raise ServerError(
-            f"{self.name} did not answer {url} within {self.timeout:.0f} s "
+            f"{self.name} {self._readiness()} within {self.timeout:.0f} s "
             f"(log {self.log_path}); last lines:\n{self.log_tail()}"
         )
 
@@ -275,16 +280,18 @@ def tracking_server(
     if default_artifact_root:
         argv += ["--default-artifact-root", default_artifact_root, "--no-serve-artifacts"]
     argv += list(extra_args)
+    return _mlflow_process("MLflow tracking server", argv, chosen, "/health", "mlflow-server",
+                           log_dir, lean_mlflow_env(env), timeout)
+
+
+def _mlflow_process(
+    name: str, argv: list[str], port: int, ready_path: str, log_stem: str,
+    log_dir: Path | None, env: dict[str, str], timeout: float,
+) -> ManagedProcess:
+    """A ManagedProcess for an MLflow command, logging to ``<log_dir or ./logs>/<stem>-<port>.log``."""
     logs = Path(log_dir) if log_dir else Path.cwd() / "logs"
-    return ManagedProcess(
-        "MLflow tracking server",
-        argv,
-        port=chosen,
-        ready_path="/health",
-        log_path=logs / f"mlflow-server-{chosen}.log",
-        env=lean_mlflow_env(env),
-        timeout=timeout,
-    )
+    return ManagedProcess(name, argv, port=port, ready_path=ready_path,
+                          log_path=logs / f"{log_stem}-{port}.log", env=env, timeout=timeout)
 
 
 
@@ -317,16 +324,8 @@ def model_server(
         extra.setdefault("MLFLOW_TRACKING_URI", mlflow.get_tracking_uri())
     except ImportError:  # pragma: no cover - mlflow is a dependency
         pass
-    logs = Path(log_dir) if log_dir else Path.cwd() / "logs"
-    return ManagedProcess(
-        "MLflow scoring server",
-        argv,
-        port=chosen,
-        ready_path="/ping",
-        log_path=logs / f"mlflow-models-serve-{chosen}.log",
-        env=lean_mlflow_env(extra),
-        timeout=timeout,
-    )
+    return _mlflow_process("MLflow scoring server", argv, chosen, "/ping", "mlflow-models-serve",
+                           log_dir, lean_mlflow_env(extra), timeout)
 
 
 # --- Generic twins of cloud services (notebooks 08-10): PostgreSQL and an S3 API -------------
@@ -335,27 +334,18 @@ def model_server(
 class _PostgresProcess(ManagedProcess):
     """A ``postgres`` server: ready when a client can log in (it speaks no HTTP)."""
 
-    def _wait_ready(self) -> None:
+    def _answers(self) -> bool:
         import psycopg2
 
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise ServerError(
-                    f"{self.name} exited with code {self.process.returncode} before it was ready "
-                    f"(log {self.log_path}); last lines:\n{self.log_tail()}"
-                )
-            try:
-                psycopg2.connect(host=self.host, port=self.port, user="postgres", dbname="postgres",
-                                 connect_timeout=2).close()
-                return
-            except psycopg2.OperationalError:
-                time.sleep(0.2)
-        raise ServerError(
-            f"{self.name} did not accept connections on {self.host}:{self.port} within "
-            f"{self.timeout:.0f} s (log {self.log_path}); last lines:\n{self.log_tail()}"
-        )
+        try:
+            psycopg2.connect(host=self.host, port=self.port, user="postgres", dbname="postgres",
+                             connect_timeout=2).close()
+            return True
+        except psycopg2.OperationalError:
+            return False
+
+    def _readiness(self) -> str:
+        return f"did not accept connections on {self.host}:{self.port}"
 
     def uri(self, database: str = "postgres", user: str = "postgres") -> str:
         """A ``postgresql://`` URI of a database on this server (trust authentication, loopback only)."""
