@@ -169,8 +169,9 @@ def run_course(
     # Longest first, so the slowest notebook does not start last while a worker idles: by the
     # last report when there is one, else later notebooks first (the cloud walkthroughs are heavy).
     known = previous_seconds(build_dir)
-    ordered = sorted(notebooks, key=lambda nb: (-known.get(nb.stem, 0.0), nb.stem), reverse=False)
-    if not known:
+    if known:
+        ordered = sorted(notebooks, key=lambda nb: (-known.get(nb.stem, 0.0), nb.stem))
+    else:
         ordered = list(reversed(notebooks))
     workers = max(1, min(workers or os.cpu_count() or 1, total or 1))
     results: dict[str, NotebookResult] = {}
