@@ -12,26 +12,26 @@ from .conftest import ASSIGNMENTS, REPO
 ALL_NOTEBOOKS = sorted((REPO / "solutions").glob("*/*.ipynb")) + sorted((REPO / "notebooks").glob("*/*.ipynb"))
 
 
-def _lock() -> dict[str, str]:
-    pins = {}
-    for line in (REPO / "requirements.lock").read_text().splitlines():
-        match = re.match(r"^([A-Za-z0-9_.\-\[\]]+)==([^\s;]+)", line)
-        if match:
-            pins[_canonical(match.group(1))] = match.group(2)
-    return pins
-
-
 def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()
 
 
-def _environment_pins() -> dict[str, str]:
+def _pins(filename: str, pattern: str) -> dict[str, str]:
+    """Exact pins (canonical name -> version) found by ``pattern`` in a repository file."""
     pins = {}
-    for line in (REPO / "environment.yml").read_text().splitlines():
-        match = re.match(r"^\s+-\s+([A-Za-z0-9_.\-\[\]]+)==([^\s#]+)", line)
+    for line in (REPO / filename).read_text().splitlines():
+        match = re.match(pattern, line)
         if match:
             pins[_canonical(match.group(1))] = match.group(2)
     return pins
+
+
+def _lock() -> dict[str, str]:
+    return _pins("requirements.lock", r"^([A-Za-z0-9_.\-\[\]]+)==([^\s;]+)")
+
+
+def _environment_pins() -> dict[str, str]:
+    return _pins("environment.yml", r"^\s+-\s+([A-Za-z0-9_.\-\[\]]+)==([^\s#]+)")
 
 
 def _direct_dependencies() -> set[str]:
