@@ -12,14 +12,15 @@ export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
 # MLflow 3 reports usage over the network by default; the course sends nothing.
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: course test lab release lint bench bench-grading lock env clean help
+.PHONY: course test lab release lint format bench bench-grading lock env clean help
 
 help:
 	@echo "make course   execute every solution notebook headless (report in build/course/report.md)"
 	@echo "make test     unit tests, notebook execution, three-way grading"
 	@echo "make lab      JupyterLab on the course with the course kernel"
 	@echo "make release  regenerate notebooks/ from solutions/ with nbgrader"
-	@echo "make lint     ruff on the package, tests and solution notebooks"
+	@echo "make lint     ruff check and format check on the package, tests, walkthroughs and solution notebooks"
+	@echo "make format   ruff format (and safe fixes) on the same files"
 	@echo "make bench    execute the course and write per-notebook seconds to build/bench.json"
 	@echo "make bench-grading  sequential nbgrader vs mlops-course grade on 40 submissions (build/bench-grading.json)"
 	@echo "make lock     re-resolve requirements.lock from pyproject.toml (needs the network)"
@@ -50,8 +51,15 @@ release: $(STAMP)
 		$(CURDIR)/$(BIN)/python -m nbgrader generate_assignment $$name --force --log-level=WARN || exit 1; \
 	done
 
+LINTED := src tests grading solutions walkthroughs
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests grading solutions
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
+format: $(STAMP)
+	$(BIN)/ruff format $(LINTED)
+	$(BIN)/ruff check --fix $(LINTED)
 
 bench: $(STAMP)
 	$(BIN)/python -m mlops_course course --bench

@@ -26,10 +26,15 @@ def make_class(folder: Path, assignment: str, count: int) -> Path:
     release = grading.release_notebook(author, assignment)
     solution = author / "source" / assignment / f"{assignment}.ipynb"
     variants = [grading.fill_release(release, solution), release]
-    variants += [grading.fill_release(release, solution, f.replace) for f in grading.fixtures(REPO, assignment)]
+    variants += [
+        grading.fill_release(release, solution, f.replace)
+        for f in grading.fixtures(REPO, assignment)
+    ]
     submissions = folder / "submissions"
     for i in range(count):
-        grading.submit(submissions.parent / "tmp", f"student{i:03d}", assignment, variants[i % len(variants)])
+        grading.submit(
+            submissions.parent / "tmp", f"student{i:03d}", assignment, variants[i % len(variants)]
+        )
     shutil.move(str(submissions.parent / "tmp" / "submitted"), submissions)
     return submissions
 
@@ -53,20 +58,34 @@ def main() -> None:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     submissions = make_class(folder, args.assignment, args.submissions)
-    print(f"{args.submissions} submissions of {args.assignment}; plain sequential nbgrader autograde ...")
+    print(
+        f"{args.submissions} submissions of {args.assignment}; plain sequential nbgrader autograde ..."
+    )
     plain = sequential(folder, args.assignment, submissions)
     print(f"  {plain:.1f} s; mlops-course grade with {args.workers} workers and the sandbox ...")
     started = time.monotonic()
-    grader.grade_class(args.assignment, submissions, folder / "out", workers=args.workers,
-                       use_sandbox=sandbox.available(), repo=REPO, progress=lambda m: print("  " + m))
+    grader.grade_class(
+        args.assignment,
+        submissions,
+        folder / "out",
+        workers=args.workers,
+        use_sandbox=sandbox.available(),
+        repo=REPO,
+        progress=lambda m: print("  " + m),
+    )
     ours = time.monotonic() - started
     result = {
-        "assignment": args.assignment, "submissions": args.submissions, "workers": args.workers,
+        "assignment": args.assignment,
+        "submissions": args.submissions,
+        "workers": args.workers,
         "sandbox": sandbox.available(),
-        "sequential_nbgrader_seconds": round(plain, 1), "grade_command_seconds": round(ours, 1),
+        "sequential_nbgrader_seconds": round(plain, 1),
+        "grade_command_seconds": round(ours, 1),
         "speedup": round(plain / ours, 2),
-        "seconds_per_submission": {"sequential": round(plain / args.submissions, 2),
-                                   "grade_command": round(ours / args.submissions, 2)},
+        "seconds_per_submission": {
+            "sequential": round(plain / args.submissions, 2),
+            "grade_command": round(ours / args.submissions, 2),
+        },
     }
     (REPO / "build" / "bench-grading.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

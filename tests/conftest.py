@@ -34,19 +34,38 @@ def network_cut_prefix() -> list[str]:
     if not shutil.which("unshare") or not shutil.which("ip"):
         return []
     probe = subprocess.run(["unshare", "-n", "ip", "link", "set", "lo", "up"], capture_output=True)
-    return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"'] if probe.returncode == 0 else []
+    return (
+        ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"']
+        if probe.returncode == 0
+        else []
+    )
 
 
 def run_course_cli(build_dir: Path, *extra: str, offline: bool = True) -> tuple[dict, bool]:
     """`python -m mlops_course course` exactly as `make course` runs it, with the network cut
     when this machine allows it. Returns the report and whether the network was cut."""
     prefix = network_cut_prefix() if offline else []
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLOPS_COURSE_OWN_TRACKING_URI")}
-    command = [*prefix, sys.executable, "-m", "mlops_course", "course", "--build-dir", str(build_dir), *extra]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MLFLOW_TRACKING_URI", "MLOPS_COURSE_OWN_TRACKING_URI")
+    }
+    command = [
+        *prefix,
+        sys.executable,
+        "-m",
+        "mlops_course",
+        "course",
+        "--build-dir",
+        str(build_dir),
+        *extra,
+    ]
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=3600)
     report = build_dir / "report.json"
     if not report.exists():
-        raise RuntimeError(f"`{' '.join(command)}` wrote no report:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}")
+        raise RuntimeError(
+            f"`{' '.join(command)}` wrote no report:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
+        )
     return json.loads(report.read_text()), bool(prefix)
 
 
@@ -55,5 +74,9 @@ def executed_course(tmp_path_factory) -> dict:
     """Every solution notebook executed once, offline, by the code path of `make course`."""
     build_dir = tmp_path_factory.mktemp("course")
     report, offline = run_course_cli(build_dir)
-    return {"build_dir": build_dir, "report": report, "offline": offline,
-            "results": {r["notebook"]: r for r in report["notebooks"]}}
+    return {
+        "build_dir": build_dir,
+        "report": report,
+        "offline": offline,
+        "results": {r["notebook"]: r for r in report["notebooks"]},
+    }

@@ -35,22 +35,36 @@ def test_cdk_template_has_the_chapters_services(synthesized):
 
     template = Template.from_json(synthesized.template)
     template.resource_count_is("AWS::RDS::DBInstance", 1)
-    template.has_resource_properties("AWS::RDS::DBInstance", {"Engine": "postgres", "StorageEncrypted": True})
+    template.has_resource_properties(
+        "AWS::RDS::DBInstance", {"Engine": "postgres", "StorageEncrypted": True}
+    )
     template.resource_count_is("AWS::SecretsManager::Secret", 1)
     template.resource_count_is("AWS::S3::Bucket", 1)
-    template.has_resource_properties("AWS::S3::Bucket", {
-        "PublicAccessBlockConfiguration": Match.object_like({"BlockPublicAcls": True}),
-    })
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "PublicAccessBlockConfiguration": Match.object_like({"BlockPublicAcls": True}),
+        },
+    )
     template.resource_count_is("AWS::ECS::Service", 1)
     template.has_resource_properties("AWS::ECS::Service", {"LaunchType": "FARGATE"})
-    template.has_resource_properties("AWS::ECS::TaskDefinition", {
-        "ContainerDefinitions": [Match.object_like({
-            "Secrets": [Match.object_like({"Name": "DB_PASSWORD"})],
-            "PortMappings": [Match.object_like({"ContainerPort": 5000})],
-        })],
-    })
+    template.has_resource_properties(
+        "AWS::ECS::TaskDefinition",
+        {
+            "ContainerDefinitions": [
+                Match.object_like(
+                    {
+                        "Secrets": [Match.object_like({"Name": "DB_PASSWORD"})],
+                        "PortMappings": [Match.object_like({"ContainerPort": 5000})],
+                    }
+                )
+            ],
+        },
+    )
     template.resource_count_is("AWS::ElasticLoadBalancingV2::LoadBalancer", 1)
-    template.has_resource_properties("AWS::ElasticLoadBalancingV2::LoadBalancer", {"Scheme": "internet-facing"})
+    template.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::LoadBalancer", {"Scheme": "internet-facing"}
+    )
     template.has_parameter("ProjectName", {"Type": "String", "Default": "mlflow"})
     template.has_output("LoadBalancerDNS", {})
     # The database password is never written into the template.
@@ -61,18 +75,36 @@ def test_cdk_template_has_the_chapters_services(synthesized):
 
 def test_cdk_template_passes_cfn_lint(synthesized):
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "cfn-lint"), "--format", "parseable", str(synthesized.template_path)],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            str(Path(sys.executable).parent / "cfn-lint"),
+            "--format",
+            "parseable",
+            str(synthesized.template_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     # parseable: file:line:column:end line:end column:RULE:message; rules E... are errors
-    errors = [line for line in done.stdout.splitlines() if line.split(":")[5:6] and line.split(":")[5].startswith("E")]
+    errors = [
+        line
+        for line in done.stdout.splitlines()
+        if line.split(":")[5:6] and line.split(":")[5].startswith("E")
+    ]
     assert not errors, "cfn-lint found errors:\n" + "\n".join(errors)
 
 
 def test_dockerfile_runs_the_proxied_server():
     text = (CDK_APP / "container" / "Dockerfile").read_text()
-    for needle in ("mlflow server", "psycopg2", "boto3", "--artifacts-destination", "--host 0.0.0.0",
-                   "--backend-store-uri"):
+    for needle in (
+        "mlflow server",
+        "psycopg2",
+        "boto3",
+        "--artifacts-destination",
+        "--host 0.0.0.0",
+        "--backend-store-uri",
+    ):
         assert needle in text, f"the Dockerfile should contain {needle!r}"
 
 
@@ -115,13 +147,29 @@ def test_aws_code_path_with_mock_aws(no_credentials, monkeypatch, tmp_path):
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
         s3 = aws.client("s3", env)
-        s3.put_object(Bucket="course-bucket", Key="deployment1/model.tar.gz", Body=archive.getvalue())
+        s3.put_object(
+            Bucket="course-bucket", Key="deployment1/model.tar.gz", Body=archive.getvalue()
+        )
         sagemaker = aws.client("sagemaker", env)
-        sagemaker.create_model(ModelName="m1", ExecutionRoleArn=role, PrimaryContainer={
-            "Image": f"{aws.ACCOUNT}.dkr.ecr.us-west-1.amazonaws.com/{aws.IMAGE_REPOSITORY}:1",
-            "ModelDataUrl": "s3://course-bucket/deployment1/model.tar.gz"})
-        sagemaker.create_endpoint_config(EndpointConfigName="c1", ProductionVariants=[{
-            "VariantName": "v", "ModelName": "m1", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+        sagemaker.create_model(
+            ModelName="m1",
+            ExecutionRoleArn=role,
+            PrimaryContainer={
+                "Image": f"{aws.ACCOUNT}.dkr.ecr.us-west-1.amazonaws.com/{aws.IMAGE_REPOSITORY}:1",
+                "ModelDataUrl": "s3://course-bucket/deployment1/model.tar.gz",
+            },
+        )
+        sagemaker.create_endpoint_config(
+            EndpointConfigName="c1",
+            ProductionVariants=[
+                {
+                    "VariantName": "v",
+                    "ModelName": "m1",
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],
+        )
         sagemaker.create_endpoint(EndpointName="deployment1", EndpointConfigName="c1")
         assert aws.deployment_status("deployment1", env) == "InService"
         folder = aws.deployment_model_dir("deployment1", env, tmp_path)
@@ -161,7 +209,11 @@ def test_twin_processes_die_with_a_killed_parent(tmp_path):
     deadline = time.monotonic() + 15
     alive = pids
     while alive and time.monotonic() < deadline:
-        alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()
-                 and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()]
+        alive = [
+            pid
+            for pid in pids
+            if Path(f"/proc/{pid}").exists()
+            and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+        ]
         time.sleep(0.3)
     assert not alive, f"twin processes outlived their killed parent: {alive}"

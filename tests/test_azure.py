@@ -22,7 +22,10 @@ CONFIG_FILES = sorted(WALK.glob("config-infra-*.yml"))
 AZURE_ML_FILES = [
     ("data", AML / "train" / "data.yml"),
     ("environment", AML / "train" / "train-env.yml"),
-    *[("component", AML / "components" / f"{c}.yml") for c in ("prep", "train", "evaluate", "register")],
+    *[
+        ("component", AML / "components" / f"{c}.yml")
+        for c in ("prep", "train", "evaluate", "register")
+    ],
     ("job", AML / "train" / "pipeline.yml"),
     ("online_endpoint", AML / "deploy" / "online" / "online-endpoint.yml"),
     ("online_deployment", AML / "deploy" / "online" / "online-deployment-blue.yml"),
@@ -67,23 +70,35 @@ def test_pipelines_use_the_config_names():
         env = variables["environment"].capitalize()
         assert variables["ado_service_connection_rg"] == f"Azure-ARM-{env}"
         assert variables["ado_service_connection_aml_ws"] == f"Azure-ARM-{env}"
-        assert (variables["training_target"], variables["training_target_sku"]) == ("cpu-cluster", "STANDARD_D2_V2")
-        assert (variables["training_target_min_nodes"], variables["training_target_max_nodes"]) == (0, 4)
+        assert (variables["training_target"], variables["training_target_sku"]) == (
+            "cpu-cluster",
+            "STANDARD_D2_V2",
+        )
+        assert (variables["training_target_min_nodes"], variables["training_target_max_nodes"]) == (
+            0,
+            4,
+        )
         assert variables["training_target_tier"] == "dedicated"
     # Every template a pipeline refers to exists, and gets every parameter it requires.
     for path in ADO_FILES:
         pipeline = yaml.safe_load(path.read_text())
-        steps = [s for stage in pipeline.get("stages", []) for job in stage["jobs"] for s in job["steps"]]
+        steps = [
+            s for stage in pipeline.get("stages", []) for job in stage["jobs"] for s in job["steps"]
+        ]
         for step in steps + pipeline.get("steps", []):
             if "template" not in step:
                 continue
             template = path.parent / step["template"]
-            assert template.is_file(), f"{path.name} refers to a missing template {step['template']}"
+            assert template.is_file(), (
+                f"{path.name} refers to a missing template {step['template']}"
+            )
             declared = yaml.safe_load(template.read_text()).get("parameters", [])
             required = {p["name"] for p in declared if "default" not in p}
             given = set(step.get("parameters", {}))
             assert required <= given, f"{path.name}: {step['template']} misses {required - given}"
-            assert given <= {p["name"] for p in declared}, f"{path.name}: unknown parameters {given}"
+            assert given <= {p["name"] for p in declared}, (
+                f"{path.name}: unknown parameters {given}"
+            )
 
 
 def test_service_principal_command():
@@ -91,7 +106,10 @@ def test_service_principal_command():
 
     config = yaml.safe_load((WALK / "config-infra-prod.yml").read_text())
     wide = twin.service_principal_command(config, "proj", "SUB", scope="subscription")
-    assert wide == "az ad sp create-for-rbac --name Azure-ARM-Prod-proj --role Contributor --scopes /subscriptions/SUB"
+    assert (
+        wide
+        == "az ad sp create-for-rbac --name Azure-ARM-Prod-proj --role Contributor --scopes /subscriptions/SUB"
+    )
     narrow = twin.service_principal_command(config, "proj", "SUB")
     assert narrow.endswith("--scopes /subscriptions/SUB/resourceGroups/rg-mlopsv2-0426prod")
 
@@ -100,9 +118,21 @@ def test_service_principal_command():
     ("source", "old", "new"),
     [
         ("mlops/devops-pipelines/deploy-infra.yml", "        steps:", "        step:"),
-        ("mlops/devops-pipelines/deploy-online-endpoint-pipeline.yml", "            parameters:", "            parameter:"),
-        ("mlops/devops-pipelines/run-unit-tests.yml", "  - task: PublishTestResults@2", "  - tsk: PublishTestResults@2"),
-        ("mlops/devops-pipelines/templates/create-workspace.yml", "    type: string", "    type: text"),
+        (
+            "mlops/devops-pipelines/deploy-online-endpoint-pipeline.yml",
+            "            parameters:",
+            "            parameter:",
+        ),
+        (
+            "mlops/devops-pipelines/run-unit-tests.yml",
+            "  - task: PublishTestResults@2",
+            "  - tsk: PublishTestResults@2",
+        ),
+        (
+            "mlops/devops-pipelines/templates/create-workspace.yml",
+            "    type: string",
+            "    type: text",
+        ),
     ],
 )
 def test_a_corrupted_pipeline_is_rejected(tmp_path, source, old, new):
@@ -113,9 +143,16 @@ def test_a_corrupted_pipeline_is_rejected(tmp_path, source, old, new):
 
 def test_a_corrupted_variables_file_is_rejected(tmp_path):
     schema = WALK / "schemas" / "config-infra.schema.json"
-    four = _corrupt(WALK / "config-infra-prod.yml", "training_target_max_nodes: 4", "training_target_max_nodes: four", tmp_path)
+    four = _corrupt(
+        WALK / "config-infra-prod.yml",
+        "training_target_max_nodes: 4",
+        "training_target_max_nodes: four",
+        tmp_path,
+    )
     assert any("training_target_max_nodes" in p for p in twin.check_variables_files([four], schema))
-    missing = _corrupt(WALK / "config-infra-dev.yml", "  training_target: cpu-cluster\n", "", tmp_path)
+    missing = _corrupt(
+        WALK / "config-infra-dev.yml", "  training_target: cpu-cluster\n", "", tmp_path
+    )
     assert any("training_target" in p for p in twin.check_variables_files([missing], schema))
     # A variables template is not a pipeline: the pipeline schema alone would not do.
     assert twin.check_ado_files([WALK / "config-infra-prod.yml"])
@@ -127,9 +164,27 @@ def test_a_corrupted_variables_file_is_rejected(tmp_path):
         ("data", "train/data.yml", "type: uri_file", "type: uri_fil", "type"),
         ("environment", "train/train-env.yml", "image: ", "imag: ", "imag"),
         ("component", "components/train.yml", "    type: number", "    type: numbr", "type"),
-        ("job", "train/pipeline.yml", "    component: ../components/train.yml", "    componnet: ../components/train.yml", "component"),
-        ("online_endpoint", "deploy/online/online-endpoint.yml", "auth_mode: key", "auth_mode: password", "auth_mode"),
-        ("online_deployment", "deploy/online/online-deployment-green.yml", "instance_count: 1", 'instance_count: "two"', "instance_count"),
+        (
+            "job",
+            "train/pipeline.yml",
+            "    component: ../components/train.yml",
+            "    componnet: ../components/train.yml",
+            "component",
+        ),
+        (
+            "online_endpoint",
+            "deploy/online/online-endpoint.yml",
+            "auth_mode: key",
+            "auth_mode: password",
+            "auth_mode",
+        ),
+        (
+            "online_deployment",
+            "deploy/online/online-deployment-green.yml",
+            "instance_count: 1",
+            'instance_count: "two"',
+            "instance_count",
+        ),
     ],
 )
 def test_a_corrupted_azure_ml_file_is_rejected(tmp_path, kind, source, old, new, field):
@@ -167,9 +222,13 @@ def store(tmp_path_factory):
 def test_step_order_and_command_rendering(store):
     job = twin.load_azure_ml_file("job", store["walk"] / "mlops/azureml/train/pipeline.yml")
     assert twin.step_order(job) == ["prep", "train", "evaluate", "register"]
-    argv = twin.render_command("python train.py --a ${{inputs.a}} --o ${{outputs.o}}",
-                               {"inputs.a": "x y", "outputs.o": Path("/out")})
-    assert argv[1:] == ["train.py", "--a", "x y", "--o", "/out"] and Path(argv[0]).name.startswith("python")
+    argv = twin.render_command(
+        "python train.py --a ${{inputs.a}} --o ${{outputs.o}}",
+        {"inputs.a": "x y", "outputs.o": Path("/out")},
+    )
+    assert argv[1:] == ["train.py", "--a", "x y", "--o", "/out"] and Path(argv[0]).name.startswith(
+        "python"
+    )
     with pytest.raises(CourseError):
         twin.render_command("python t.py ${{inputs.missing}}", {})
 
@@ -181,11 +240,15 @@ def test_local_pipeline_registers_a_model_with_its_metrics(store):
     job = twin.load_azure_ml_file("job", walk / "mlops/azureml/train/pipeline.yml")
     data = twin.load_azure_ml_file("data", walk / "mlops/azureml/train/data.yml")
     started = time.monotonic()
-    run = twin.run_pipeline(job, store["folder"] / "run", data_assets={"diabetes-data": data}, verbose=False)
+    run = twin.run_pipeline(
+        job, store["folder"] / "run", data_assets={"diabetes-data": data}, verbose=False
+    )
     SECONDS["local pipeline run"] = time.monotonic() - started
     client = MlflowClient()
     assert list(run.steps) == ["prep", "train", "evaluate", "register"]
-    info = json.loads((run.steps["register"].outputs["model_info_output"] / "model_info.json").read_text())
+    info = json.loads(
+        (run.steps["register"].outputs["model_info_output"] / "model_info.json").read_text()
+    )
     assert info == {"registered": True, "name": "diabetes-model", "version": 1}
     version = client.get_model_version("diabetes-model", "1")
     assert float(version.tags["test_rmse"]) > 0
@@ -205,7 +268,9 @@ def test_local_pipeline_registers_a_model_with_its_metrics(store):
     broken.write_text("raise SystemExit('prep is broken')\n")
     try:
         with pytest.raises(twin.StepFailed, match="Step 'prep' exited with code 1"):
-            twin.run_pipeline(job, store["folder"] / "failed", data_assets={"diabetes-data": data}, verbose=False)
+            twin.run_pipeline(
+                job, store["folder"] / "failed", data_assets={"diabetes-data": data}, verbose=False
+            )
     finally:
         broken.write_text(original)
     assert not servers.running_servers()
@@ -216,8 +281,18 @@ def test_components_unit_tests_pass():
     import sys
 
     completed = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(WALK / "data-science" / "tests")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(WALK / "data-science" / "tests"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert completed.returncode == 0, completed.stdout[-1500:]
 
@@ -234,7 +309,11 @@ def test_mlflow_request_translates_azure_bodies():
 def test_azure_needs_credentials():
     with pytest.raises(twin.AzureCredentialsMissing, match="AZURE_SUBSCRIPTION_ID"):
         twin.azure_settings({})
-    workspace = {"AZURE_SUBSCRIPTION_ID": "s", "AZURE_RESOURCE_GROUP": "rg", "AZURE_ML_WORKSPACE": "ws"}
+    workspace = {
+        "AZURE_SUBSCRIPTION_ID": "s",
+        "AZURE_RESOURCE_GROUP": "rg",
+        "AZURE_ML_WORKSPACE": "ws",
+    }
     with pytest.raises(twin.AzureCredentialsMissing, match="credential"):
         twin.azure_settings(workspace)
     principal = {"AZURE_CLIENT_ID": "c", "AZURE_TENANT_ID": "t", "AZURE_CLIENT_SECRET": "x"}
@@ -242,10 +321,16 @@ def test_azure_needs_credentials():
 
 
 def test_ml_client_from_env_builds_the_client():
-    environ = {"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_RESOURCE_GROUP": "rg", "AZURE_ML_WORKSPACE": "ws",
-               "AZURE_USE_CLI_LOGIN": "1"}
-    with mock.patch("azure.ai.ml.MLClient") as client_class, \
-            mock.patch("azure.identity.DefaultAzureCredential") as credential:
+    environ = {
+        "AZURE_SUBSCRIPTION_ID": "sub",
+        "AZURE_RESOURCE_GROUP": "rg",
+        "AZURE_ML_WORKSPACE": "ws",
+        "AZURE_USE_CLI_LOGIN": "1",
+    }
+    with (
+        mock.patch("azure.ai.ml.MLClient") as client_class,
+        mock.patch("azure.identity.DefaultAzureCredential") as credential,
+    ):
         twin.ml_client_from_env(environ)
     client_class.assert_called_once_with(credential.return_value, "sub", "rg", "ws")
 
@@ -256,12 +341,27 @@ def test_submit_to_azure_makes_the_pipeline_calls():
     ml_client.environments.create_or_update.assert_called_once()
     ml_client.data.create_or_update.assert_called_once()
     job = ml_client.jobs.create_or_update.call_args.args[0]
-    assert type(job).__name__ == "PipelineJob" and list(job.jobs) == ["prep", "train", "evaluate", "register"]
+    assert type(job).__name__ == "PipelineJob" and list(job.jobs) == [
+        "prep",
+        "train",
+        "evaluate",
+        "register",
+    ]
     ml_client.jobs.stream.assert_called_once_with(ml_client.jobs.create_or_update.return_value.name)
-    deployments = [c.args[0] for c in ml_client.online_deployments.begin_create_or_update.call_args_list]
-    assert [(d.name, d.model) for d in deployments] == [("blue", "diabetes-model:1"), ("green", "diabetes-model:2")]
-    endpoints = [c.args[0] for c in ml_client.online_endpoints.begin_create_or_update.call_args_list]
-    assert endpoints[0].name == "diabetes-endpoint" and endpoints[-1].traffic == {"blue": 100, "green": 0}
+    deployments = [
+        c.args[0] for c in ml_client.online_deployments.begin_create_or_update.call_args_list
+    ]
+    assert [(d.name, d.model) for d in deployments] == [
+        ("blue", "diabetes-model:1"),
+        ("green", "diabetes-model:2"),
+    ]
+    endpoints = [
+        c.args[0] for c in ml_client.online_endpoints.begin_create_or_update.call_args_list
+    ]
+    assert endpoints[0].name == "diabetes-endpoint" and endpoints[-1].traffic == {
+        "blue": 100,
+        "green": 0,
+    }
     assert set(done) >= {"environment", "data", "job", "endpoint", "blue", "green", "traffic"}
 
 

@@ -67,14 +67,18 @@ def test_mlflow_ui_lists_experiment_and_runs(browser, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     artifacts = tmp_path / "mlruns"
     client = MlflowClient(tracking_uri=uri)
-    experiment_id = client.create_experiment("browser-check", artifact_location=str(artifacts / "browser-check"))
+    experiment_id = client.create_experiment(
+        "browser-check", artifact_location=str(artifacts / "browser-check")
+    )
     run_names = ["first-browser-run", "second-browser-run"]
     for index, name in enumerate(run_names):
         run = client.create_run(experiment_id, run_name=name)
         client.log_metric(run.info.run_id, "eval_acc", 0.9 + index / 100)
         client.set_terminated(run.info.run_id)
 
-    server = servers.tracking_server(uri, default_artifact_root=str(artifacts), log_dir=tmp_path / "logs")
+    server = servers.tracking_server(
+        uri, default_artifact_root=str(artifacts), log_dir=tmp_path / "logs"
+    )
     with server:
         assert server.startup_seconds is not None
         page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -86,7 +90,9 @@ def test_mlflow_ui_lists_experiment_and_runs(browser, tmp_path):
         page.get_by_text("Model training", exact=True).first.click()
         for name in run_names:
             page.get_by_text(name).first.wait_for(timeout=30_000)
-        assert f"/experiments/{experiment_id}" in page.url, f"Expected the experiment page, found {page.url}."
+        assert f"/experiments/{experiment_id}" in page.url, (
+            f"Expected the experiment page, found {page.url}."
+        )
         shot = _screenshot(page, "mlflow-ui.png")
         page.close()
     assert not server.running
@@ -111,11 +117,14 @@ def test_jupyterlab_runs_a_cell_with_the_course_kernel(browser, tmp_path):
     port = servers.free_port()
     # Lab settings and workspaces in tmp, never in the user's home; no news pop-up.
     user_settings = tmp_path / "user-settings"
-    notification = user_settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification = (
+        user_settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    )
     notification.parent.mkdir(parents=True)
     notification.write_text(json.dumps({"fetchNews": "false"}))
     argv = [
-        Path(sys.executable).parent / "jupyter", "lab",
+        Path(sys.executable).parent / "jupyter",
+        "lab",
         "--no-browser",
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}",
@@ -145,7 +154,9 @@ def test_jupyterlab_runs_a_cell_with_the_course_kernel(browser, tmp_path):
         page.goto(f"{lab.url}/lab/tree/{relative}?token={token}", wait_until="load")
         toolbar = page.locator(".jp-NotebookPanel-toolbar").first
         toolbar.get_by_text("MLOps course").wait_for(timeout=60_000)
-        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=60_000)
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+            timeout=60_000
+        )
         # The parameters cell (no output), then the set-up cell, which prints the versions.
         code_cells = page.locator(".jp-Notebook .jp-CodeCell")
         code_cells.nth(0).locator(".jp-InputArea-editor").click()
@@ -155,11 +166,15 @@ def test_jupyterlab_runs_a_cell_with_the_course_kernel(browser, tmp_path):
         output.wait_for(timeout=60_000)
         page.get_by_text("Tracking URI:").first.wait_for(timeout=60_000)
         text = output.inner_text()
-        assert "00_start_here: Python 3.11" in text, f"Expected the set-up cell's version line, found {text!r}."
+        assert "00_start_here: Python 3.11" in text, (
+            f"Expected the set-up cell's version line, found {text!r}."
+        )
         shot = _screenshot(page, "jupyterlab.png")
         page.close()
     assert not lab.running
     assert shot.stat().st_size > 10_000, f"The screenshot {shot} is suspiciously small."
     # The kernel ran in the temporary copy's folder: its store is there, never in the repository.
     assert str(notebook.parent) in text, f"Expected the store in {notebook.parent}, found {text!r}."
-    assert sorted(p.name for p in released.iterdir()) == released_before, f"JupyterLab wrote into {released}."
+    assert sorted(p.name for p in released.iterdir()) == released_before, (
+        f"JupyterLab wrote into {released}."
+    )

@@ -34,7 +34,9 @@ def _fixture_class(tmp_path):
     grading.nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
     release = grading.release_notebook(course, ASSIGNMENT)
     solution = course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    gate_ties = next(f for f in grading.fixtures(REPO, ASSIGNMENT) if f.name == "gate_promotes_ties")
+    gate_ties = next(
+        f for f in grading.fixtures(REPO, ASSIGNMENT) if f.name == "gate_promotes_ties"
+    )
     submissions = tmp_path / "submissions"
 
     def put(student: str, notebook) -> None:
@@ -56,32 +58,52 @@ def _fixture_class(tmp_path):
     put("erin", crash)
     put("frank", '{"cells": [ this is not json')
     deleted = grading.fill_release(release, solution)
-    deleted.cells = [c for c in deleted.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_pipeline_of"]
+    deleted.cells = [
+        c
+        for c in deleted.cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") != "test_pipeline_of"
+    ]
     put("grace", deleted)
     altered = nbformat.read(release, as_version=4)
     _add_cell(altered, "get_ipython().input_transformers_cleanup.append(lambda lines: ['pass\\n'])")
     put("heidi", altered)
     network = grading.fill_release(release, solution)
-    _add_cell(network, "import urllib.request\ntry:\n    urllib.request.urlopen('http://example.com', timeout=5)\n"
-                       "except Exception as error:\n    print('network:', error)")
+    _add_cell(
+        network,
+        "import urllib.request\ntry:\n    urllib.request.urlopen('http://example.com', timeout=5)\n"
+        "except Exception as error:\n    print('network:', error)",
+    )
     put("ivan", network)
     snoop = grading.fill_release(release, solution)
-    _add_cell(snoop, f"import os\nprint('SOLUTIONS-VISIBLE:', os.path.exists({str(REPO / 'solutions')!r}))")
+    _add_cell(
+        snoop,
+        f"import os\nprint('SOLUTIONS-VISIBLE:', os.path.exists({str(REPO / 'solutions')!r}))",
+    )
     put("judy", snoop)
-    edited = grading.fill_release(release, solution, {"pipeline_of": "PIPELINE_OF = {task: 'training' for task in TASKS}"})
+    edited = grading.fill_release(
+        release, solution, {"pipeline_of": "PIPELINE_OF = {task: 'training' for task in TASKS}"}
+    )
     for cell in edited.cells:
         if cell.metadata.get("nbgrader", {}).get("grade_id") == "test_pipeline_of":
             cell.source = "print('all good')"
     put("kim", edited)
-    faked = grading.fill_release(release, solution, {"record_baseline_run": "\n".join([
-        "def record_baseline_run():",
-        "    class Fake:",
-        "        class info: run_id = 'fake'",
-        "        class data: metrics = {'accuracy': 1.0}; params = {}",
-        "    evidence.latest_run = lambda *a, **k: Fake",
-        "    evidence.expect_params = evidence.expect_metrics = lambda *a, **k: None",
-        "    return 'fake'",
-    ])})
+    faked = grading.fill_release(
+        release,
+        solution,
+        {
+            "record_baseline_run": "\n".join(
+                [
+                    "def record_baseline_run():",
+                    "    class Fake:",
+                    "        class info: run_id = 'fake'",
+                    "        class data: metrics = {'accuracy': 1.0}; params = {}",
+                    "    evidence.latest_run = lambda *a, **k: Fake",
+                    "    evidence.expect_params = evidence.expect_metrics = lambda *a, **k: None",
+                    "    return 'fake'",
+                ]
+            )
+        },
+    )
     put("mallory", faked)
     put("Niño O'Brien", grading.fill_release(release, solution))  # an id that needs sanitizing
     (submissions / "oscar").mkdir()  # a folder without a notebook
@@ -110,7 +132,9 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory):
     if not sandbox.available():
-        pytest.skip("bubblewrap is not available here (CI installs it): the sandboxed grader cannot run")
+        pytest.skip(
+            "bubblewrap is not available here (CI installs it): the sandboxed grader cannot run"
+        )
     tmp = tmp_path_factory.mktemp("class")
     submissions = _fixture_class(tmp)
     out = tmp / "out"
@@ -120,19 +144,31 @@ def graded_class(tmp_path_factory):
 
 def test_every_submission_gets_its_score_and_status(graded_class):
     rows = graded_class["rows"]
-    assert set(rows) == set(EXPECTED), f"Expected students {sorted(EXPECTED)}, found {sorted(rows)}."
+    assert set(rows) == set(EXPECTED), (
+        f"Expected students {sorted(EXPECTED)}, found {sorted(rows)}."
+    )
     for student, (score, status, word) in EXPECTED.items():
         row = rows[student]
         assert (row.score, row.status) == (score, status), (
             f"{student}: expected {score:g} points and status {status}, found {row.score:g} and {row.status} ({row.message})"
         )
-        assert word.lower() in row.message.lower(), f"{student}: the message should mention '{word}': {row.message}"
+        assert word.lower() in row.message.lower(), (
+            f"{student}: the message should mention '{word}': {row.message}"
+        )
 
 
 def test_grades_csv(graded_class):
     with open(graded_class["out"] / "grades.csv") as handle:
         table = list(csv.DictReader(handle))
-    assert list(table[0]) == ["student_id", "assignment", "notebook", "score", "max_score", "status", "message"]
+    assert list(table[0]) == [
+        "student_id",
+        "assignment",
+        "notebook",
+        "score",
+        "max_score",
+        "status",
+        "message",
+    ]
     assert len(table) == len(EXPECTED)
     assert {r["status"] for r in table} <= set(grader.STATUSES)
 
@@ -140,7 +176,9 @@ def test_grades_csv(graded_class):
 def test_feedback_has_no_hidden_tests_or_tracebacks(graded_class):
     hidden = grading.hidden_test_texts(REPO / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
     pages = sorted((graded_class["out"] / "feedback").glob("*.html"))
-    assert {p.stem for p in pages} >= {"alice", "bob", "carol", "judy"}, f"feedback pages: {[p.stem for p in pages]}"
+    assert {p.stem for p in pages} >= {"alice", "bob", "carol", "judy"}, (
+        f"feedback pages: {[p.stem for p in pages]}"
+    )
     for page in pages:
         text = page.read_text()
         plain = re.sub(r"<[^>]+>", "", text)
@@ -149,12 +187,16 @@ def test_feedback_has_no_hidden_tests_or_tracebacks(graded_class):
         plain = html_module.unescape(plain)
         for line in hidden:
             assert line not in plain, f"{page.name} leaks hidden test text: {line!r}"
-        assert "BEGIN HIDDEN TESTS" not in plain and "Traceback (most recent call last)" not in plain
+        assert (
+            "BEGIN HIDDEN TESTS" not in plain and "Traceback (most recent call last)" not in plain
+        )
 
 
 def test_solutions_are_invisible_to_submissions(graded_class):
     page = (graded_class["out"] / "feedback" / "judy.html").read_text()
-    assert "SOLUTIONS-VISIBLE: False" in page, "a submission could see the course's solutions/ folder"
+    assert "SOLUTIONS-VISIBLE: False" in page, (
+        "a submission could see the course's solutions/ folder"
+    )
 
 
 def test_summary_page(graded_class):

@@ -39,12 +39,22 @@ def test_every_dataset_is_documented():
     for dataset in data.DATASETS.values():
         assert len(dataset.sha256) == 64, f"{dataset.name} needs a full sha256."
         assert dataset.url.startswith("http"), f"{dataset.name} needs its original URL."
-        assert dataset.licence and dataset.citation, f"{dataset.name} needs a licence and a citation."
+        assert dataset.licence and dataset.citation, (
+            f"{dataset.name} needs a licence and a citation."
+        )
 
 
 def test_mirror_copy_is_verified_and_cached(tmp_path, monkeypatch, cache):
     fake = b"a;b\n1;2\n"
-    dataset = data.Dataset("tiny", "tiny.csv", "http://127.0.0.1:9/tiny.csv", hashlib.sha256(fake).hexdigest(), "CC0", "none", (("sep", ";"),))
+    dataset = data.Dataset(
+        "tiny",
+        "tiny.csv",
+        "http://127.0.0.1:9/tiny.csv",
+        hashlib.sha256(fake).hexdigest(),
+        "CC0",
+        "none",
+        (("sep", ";"),),
+    )
     monkeypatch.setitem(data.DATASETS, "tiny", dataset)
     mirror = tmp_path / "mirror"
     mirror.mkdir()
@@ -102,8 +112,16 @@ def test_download_is_checksum_verified(tmp_path, monkeypatch, cache):
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         digest = hashlib.sha256(good).hexdigest()
-        monkeypatch.setitem(data.DATASETS, "good", data.Dataset("good", "good.csv", f"{base}/good.csv", digest, "CC0", "none"))
-        monkeypatch.setitem(data.DATASETS, "bad", data.Dataset("bad", "bad.csv", f"{base}/bad.csv", digest, "CC0", "none"))
+        monkeypatch.setitem(
+            data.DATASETS,
+            "good",
+            data.Dataset("good", "good.csv", f"{base}/good.csv", digest, "CC0", "none"),
+        )
+        monkeypatch.setitem(
+            data.DATASETS,
+            "bad",
+            data.Dataset("bad", "bad.csv", f"{base}/bad.csv", digest, "CC0", "none"),
+        )
         assert data.fetch("good").read_bytes() == good
         with pytest.raises(DataError, match="fresh download"):
             data.fetch("bad")
@@ -116,7 +134,9 @@ def test_unreachable_source_gives_advice(monkeypatch, cache):
     from mlops_course.servers import free_port
 
     url = f"http://127.0.0.1:{free_port()}/nothing.csv"
-    monkeypatch.setitem(data.DATASETS, "gone", data.Dataset("gone", "gone.csv", url, "0" * 64, "CC0", "none"))
+    monkeypatch.setitem(
+        data.DATASETS, "gone", data.Dataset("gone", "gone.csv", url, "0" * 64, "CC0", "none")
+    )
     with pytest.raises(DataError, match=data.MIRROR_VARIABLE):
         data.fetch("gone")
 

@@ -37,8 +37,14 @@ def test_latest_run_and_expectations_pass(store):
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda uri, run: evidence.latest_run("nope", tracking_uri=uri), "Expected an experiment named 'nope'"),
-        (lambda uri, run: evidence.latest_run("exp", run_name="other", tracking_uri=uri), "named 'other'"),
+        (
+            lambda uri, run: evidence.latest_run("nope", tracking_uri=uri),
+            "Expected an experiment named 'nope'",
+        ),
+        (
+            lambda uri, run: evidence.latest_run("exp", run_name="other", tracking_uri=uri),
+            "named 'other'",
+        ),
         (lambda uri, run: evidence.expect_params(run, {"C": 0.5}), "Expected param 'C' = 0.5"),
         (lambda uri, run: evidence.expect_params(run, {"penalty": "l2"}), "found params: ['C']"),
         (lambda uri, run: evidence.expect_metrics(run, {"accuracy": 0.8}), "found 0.9"),
@@ -47,7 +53,9 @@ def test_latest_run_and_expectations_pass(store):
 )
 def test_failures_say_expected_and_found(store, call, message):
     uri, run = store
-    with pytest.raises(CheckFailed, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+    with pytest.raises(
+        CheckFailed, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")
+    ):
         call(uri, run)
 
 

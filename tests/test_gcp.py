@@ -20,7 +20,9 @@ IMAGE = "europe-west4-docker.pkg.dev/acme-mlops-dev/acme-dev-images/vertex-pytho
 def make_table(rows: int, corrupt: bool, data: Output[Dataset]):
     import pandas as pd
 
-    frame = pd.DataFrame({"x": [float(i) for i in range(rows)], "target": [i % 2 for i in range(rows)]})
+    frame = pd.DataFrame(
+        {"x": [float(i) for i in range(rows)], "target": [i % 2 for i in range(rows)]}
+    )
     if corrupt:
         frame.loc[0, "x"] = -100.0
     frame.to_csv(data.path, index=False)
@@ -31,7 +33,9 @@ def check_table(data: Input[Dataset], report: Output[Markdown]):
     import pandas as pd
 
     frame = pd.read_csv(data.path)
-    problems = [f"column x has {int((frame.x < 0).sum())} value(s) below 0"] if (frame.x < 0).any() else []
+    problems = (
+        [f"column x has {int((frame.x < 0).sum())} value(s) below 0"] if (frame.x < 0).any() else []
+    )
     with open(report.path, "w") as handle:
         handle.write("\n".join(problems) or "No problems found.")
     if problems:
@@ -53,8 +57,14 @@ def card(data: Input[Dataset], metrics: Output[Metrics], page: Output[HTML]):
     fig, ax = plt.subplots()
     frame.x.plot(ax=ax)
     with open(page.path, "w") as handle:
-        handle.write(render_model_card("Test card", {"rows": len(frame)}, {"mean": float(frame.x.mean())},
-                                       {"x": figure_png(fig)}))
+        handle.write(
+            render_model_card(
+                "Test card",
+                {"rows": len(frame)},
+                {"mean": float(frame.x.mean())},
+                {"x": figure_png(fig)},
+            )
+        )
 
 
 @dsl.pipeline(name="gcp-twin-test")
@@ -81,7 +91,10 @@ def test_pipeline_compiles_runs_writes_card_and_stops_on_bad_data(tmp_path):
     assert run == gcp.latest_run(root, "gcp-twin-test")
     assert (run / "make-table" / "data").is_file()
     assert "No problems" in (run / "check-table" / "report").read_text()
-    assert gcp.task_outputs(run, "card")["artifacts"]["metrics"]["artifacts"][0]["metadata"]["rows"] == 20
+    assert (
+        gcp.task_outputs(run, "card")["artifacts"]["metrics"]["artifacts"][0]["metadata"]["rows"]
+        == 20
+    )
     page = (run / "card" / "page").read_text()
     assert len(gcp.embedded_png_images(page)) == 1
     print(f"compile {compile_seconds:.2f} s, local run {run_seconds:.1f} s")
@@ -104,7 +117,9 @@ def test_model_card_embeds_png_plots():
 
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 1])
-    page = gcp.render_model_card("Card <1>", {"model": "m"}, {"auc": 0.91234}, {"ROC": gcp.figure_png(fig)}, ["note"])
+    page = gcp.render_model_card(
+        "Card <1>", {"model": "m"}, {"auc": 0.91234}, {"ROC": gcp.figure_png(fig)}, ["note"]
+    )
     assert "Card &lt;1&gt;" in page and "0.9123" in page
     assert len(gcp.embedded_png_images(page)) == 1
     assert gcp.embedded_png_images('<img src="data:image/png;base64,aGVsbG8="/>') == []  # not a PNG
@@ -158,15 +173,23 @@ def test_submit_calls_pipeline_job(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "google.cloud.aiplatform", _fake_aiplatform(calls))
     monkeypatch.setattr(google.auth, "default", lambda *a, **k: (object(), "found-project"))
     job = gcp.submit_to_vertex(
-        tmp_path / "p.yaml", display_name="kfp-training", pipeline_root="gs://bucket/pipeline-root",
-        parameter_values={"seed": 1}, service_account="sa@p.iam.gserviceaccount.com",
+        tmp_path / "p.yaml",
+        display_name="kfp-training",
+        pipeline_root="gs://bucket/pipeline-root",
+        parameter_values={"seed": 1},
+        service_account="sa@p.iam.gserviceaccount.com",
     )
     assert job.resource_name.endswith("/1")
     assert calls[0] == ("init", {"project": "found-project", "location": "europe-west4"})
-    assert calls[1] == ("PipelineJob", {
-        "display_name": "kfp-training", "template_path": str(tmp_path / "p.yaml"),
-        "pipeline_root": "gs://bucket/pipeline-root", "parameter_values": {"seed": 1},
-    })
+    assert calls[1] == (
+        "PipelineJob",
+        {
+            "display_name": "kfp-training",
+            "template_path": str(tmp_path / "p.yaml"),
+            "pipeline_root": "gs://bucket/pipeline-root",
+            "parameter_values": {"seed": 1},
+        },
+    )
     assert calls[2] == ("submit", {"service_account": "sa@p.iam.gserviceaccount.com"})
     with pytest.raises(gcp.CloudUnavailable, match="gs://"):
         gcp.submit_to_vertex(tmp_path / "p.yaml", display_name="x", pipeline_root="/local/root")
@@ -181,13 +204,21 @@ def test_terraform_environments_are_consistent():
     inventories = [set(gcp.terraform_resources(root / env)) for env in gcp.TERRAFORM_ENVIRONMENTS]
     assert inventories[0] == inventories[1] == inventories[2]
     expected = {
-        "google_compute_network.vpc", "google_compute_subnetwork.subnet", "google_storage_bucket.artifacts",
-        "google_bigquery_dataset.data", "google_service_account.vertex", "google_service_account.dataflow",
-        "google_service_account.github", "google_iam_workload_identity_pool.github",
-        "google_iam_workload_identity_pool_provider.github", "google_project_service.services",
+        "google_compute_network.vpc",
+        "google_compute_subnetwork.subnet",
+        "google_storage_bucket.artifacts",
+        "google_bigquery_dataset.data",
+        "google_service_account.vertex",
+        "google_service_account.dataflow",
+        "google_service_account.github",
+        "google_iam_workload_identity_pool.github",
+        "google_iam_workload_identity_pool_provider.github",
+        "google_project_service.services",
     }
     assert expected <= inventories[0]
-    provider = gcp.terraform_resources(root / "03-prod")["google_iam_workload_identity_pool_provider.github"]
+    provider = gcp.terraform_resources(root / "03-prod")[
+        "google_iam_workload_identity_pool_provider.github"
+    ]
     assert "assertion.repository" in provider["attribute_condition"]
     for env in gcp.TERRAFORM_ENVIRONMENTS:
         assert gcp.variables_used(root / env) <= gcp.variables_declared(root / env)
@@ -197,18 +228,27 @@ def test_terraform_checks_catch_broken_copies(tmp_path):
     copy = tmp_path / "terraform"
     shutil.copytree(gcp.walkthrough_dir() / "terraform", copy)
     prod_main = copy / "03-prod" / "main.tf"
-    prod_main.write_text(prod_main.read_text().replace('resource "google_storage_bucket" "dataflow"',
-                                                       'resource "google_storage_bucket" "temp"'))
+    prod_main.write_text(
+        prod_main.read_text().replace(
+            'resource "google_storage_bucket" "dataflow"', 'resource "google_storage_bucket" "temp"'
+        )
+    )
     staging_main = copy / "02-staging" / "main.tf"
-    staging_main.write_text(staging_main.read_text()
-                            .replace('"${local.name_prefix}-vertex"', '"vertex-runner"')
-                            .replace("var.subnet_cidr", "var.subnet_range"))
+    staging_main.write_text(
+        staging_main.read_text()
+        .replace('"${local.name_prefix}-vertex"', '"vertex-runner"')
+        .replace("var.subnet_cidr", "var.subnet_range")
+    )
     (copy / "01-dev" / "terraform.tfvars").write_text(
-        (copy / "01-dev" / "terraform.tfvars").read_text() + 'zone = "europe-west4-a"\n')
+        (copy / "01-dev" / "terraform.tfvars").read_text() + 'zone = "europe-west4-a"\n'
+    )
     (copy / "01-dev" / "outputs.tf").unlink()
     problems = "\n".join(gcp.terraform_problems(copy))
     assert "01-dev/outputs.tf" in problems
-    assert "03-prod to declare the same resources" in problems and "google_storage_bucket.temp" in problems
+    assert (
+        "03-prod to declare the same resources" in problems
+        and "google_storage_bucket.temp" in problems
+    )
     assert "google_service_account.vertex" in problems and "'vertex-runner'" in problems
     assert "'subnet_range'" in problems
     assert "'zone'" in problems
@@ -239,7 +279,9 @@ def _corrupt_cloudbuild(text: str) -> str:
         ("cloudbuild", "*.yaml", "vendor.cloudbuild", _corrupt_cloudbuild),
     ],
 )
-def test_ci_files_match_their_schemas_and_corrupted_copies_fail(tmp_path, folder, pattern, schema, corrupt):
+def test_ci_files_match_their_schemas_and_corrupted_copies_fail(
+    tmp_path, folder, pattern, schema, corrupt
+):
     files = sorted((gcp.walkthrough_dir() / folder).glob(pattern))
     assert len(files) == 4
     ok, output = gcp.check_schema(files, schema)

@@ -61,7 +61,7 @@ def graded_course(tmp_path_factory, request) -> dict[str, dict | BaseException]:
         for future, assignment in futures.items():
             try:
                 results[assignment] = future.result()
-            except Exception as error:  # reported by that assignment's tests only
+            except Exception as error:  # noqa: BLE001 - reported by that assignment's tests only
                 results[assignment] = error
     return results
 
@@ -87,13 +87,17 @@ def test_solution_gets_full_marks(graded):
     scores = graded["scores"]["solution"]
     assert scores, f"{graded['assignment']} has no autograded cells."
     lost = [s.grade_id for s in scores.values() if s.score < s.max_score]
-    assert not lost, f"The solution of {graded['assignment']} loses points in {lost}: {_summary(scores)}."
+    assert not lost, (
+        f"The solution of {graded['assignment']} loses points in {lost}: {_summary(scores)}."
+    )
 
 
 def test_blank_release_gets_zero(graded):
     scores = graded["scores"]["blank"]
     earned = [s.grade_id for s in scores.values() if s.score > 0]
-    assert not earned, f"The blank release of {graded['assignment']} earns points in {earned}: {_summary(scores)}."
+    assert not earned, (
+        f"The blank release of {graded['assignment']} earns points in {earned}: {_summary(scores)}."
+    )
 
 
 def test_no_cell_needs_manual_grading(graded):
@@ -106,7 +110,9 @@ def test_every_exercise_has_a_wrong_answer_fixture(graded):
     tests = {g for g, s in graded["scores"]["solution"].items() if s.max_score > 0}
     covered = {cell for fixture in graded["fixtures"] for cell in fixture.loses}
     missing = sorted(tests - covered)
-    assert not missing, f"No wrong-answer fixture in grading/fixtures/{graded['assignment']}/ loses {missing}."
+    assert not missing, (
+        f"No wrong-answer fixture in grading/fixtures/{graded['assignment']}/ loses {missing}."
+    )
 
 
 def test_wrong_answers_lose_exactly_their_cells(graded):
@@ -132,7 +138,9 @@ def test_committed_release_matches_generated(graded):
     assert committed.exists(), f"{committed} is missing: run `make release`."
     expected = grading.normalized(nbformat.read(graded["release"], as_version=4))
     found = grading.normalized(nbformat.read(committed, as_version=4))
-    assert found == expected, f"{committed} differs from what generate_assignment produces: run `make release`."
+    assert found == expected, (
+        f"{committed} differs from what generate_assignment produces: run `make release`."
+    )
 
 
 def test_release_has_no_solution_or_hidden_test_text(graded):
@@ -143,4 +151,6 @@ def test_release_has_no_solution_or_hidden_test_text(graded):
         assert marker not in committed, f"The release of {assignment} contains '{marker}'."
     source = REPO / "solutions" / assignment / f"{assignment}.ipynb"
     for line in grading.hidden_test_texts(source):
-        assert line not in committed, f"Hidden test text leaked into the release of {assignment}: {line!r}."
+        assert line not in committed, (
+            f"Hidden test text leaked into the release of {assignment}: {line!r}."
+        )

@@ -9,7 +9,9 @@ import pytest
 
 from .conftest import ASSIGNMENTS, REPO
 
-ALL_NOTEBOOKS = sorted((REPO / "solutions").glob("*/*.ipynb")) + sorted((REPO / "notebooks").glob("*/*.ipynb"))
+ALL_NOTEBOOKS = sorted((REPO / "solutions").glob("*/*.ipynb")) + sorted(
+    (REPO / "notebooks").glob("*/*.ipynb")
+)
 
 
 def _canonical(name: str) -> str:
@@ -47,8 +49,14 @@ def _direct_dependencies() -> set[str]:
 @pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: f"{p.parent.parent.name}/{p.stem}")
 def test_notebook_committed_without_outputs(path):
     notebook = nbformat.read(path, as_version=4)
-    dirty = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
-    assert not dirty, f"{path.relative_to(REPO)} has outputs in cells {dirty}: strip them (pre-commit does)."
+    dirty = [
+        i
+        for i, c in enumerate(notebook.cells)
+        if c.cell_type == "code" and (c.outputs or c.execution_count)
+    ]
+    assert not dirty, (
+        f"{path.relative_to(REPO)} has outputs in cells {dirty}: strip them (pre-commit does)."
+    )
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -63,7 +71,9 @@ def test_notebook_skeleton(assignment):
         f"{assignment}: the title cell must list the learning objectives and the estimated time."
     )
     parameters = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(parameters) == 1, f"{assignment}: expected one cell tagged 'parameters', found {len(parameters)}."
+    assert len(parameters) == 1, (
+        f"{assignment}: expected one cell tagged 'parameters', found {len(parameters)}."
+    )
     code = [c for c in cells if c.cell_type == "code"]
     assert f'mlops_course.start("{assignment}"' in code[1].source, (
         f"{assignment}: the cell after the parameters must call mlops_course.start({assignment!r}, ...)."
@@ -87,44 +97,87 @@ def test_every_solution_has_a_release():
 def test_environment_yml_mirrors_the_lock():
     lock, environment, direct = _lock(), _environment_pins(), _direct_dependencies()
     missing = sorted(direct - set(environment))
-    assert not missing, f"environment.yml lacks direct dependencies {missing} (add them with a comment)."
+    assert not missing, (
+        f"environment.yml lacks direct dependencies {missing} (add them with a comment)."
+    )
     extra = sorted(set(environment) - direct)
     assert not extra, f"environment.yml lists {extra}, which pyproject.toml does not declare."
-    wrong = {name: (version, lock.get(name)) for name, version in environment.items() if lock.get(name) != version}
-    assert not wrong, f"environment.yml and requirements.lock disagree (environment, lock): {wrong}."
+    wrong = {
+        name: (version, lock.get(name))
+        for name, version in environment.items()
+        if lock.get(name) != version
+    }
+    assert not wrong, (
+        f"environment.yml and requirements.lock disagree (environment, lock): {wrong}."
+    )
 
 
 def test_environment_yml_comments_name_a_user():
     for line in (REPO / "environment.yml").read_text().splitlines():
         if re.match(r"^\s+-\s+[A-Za-z0-9_.\-]+==", line):
-            assert "#" in line and line.split("#", 1)[1].strip(), f"Say which notebook needs: {line.strip()}"
+            assert "#" in line and line.split("#", 1)[1].strip(), (
+                f"Say which notebook needs: {line.strip()}"
+            )
 
 
 def test_lock_pins_exact_versions():
-    lines = [row for row in (REPO / "requirements.lock").read_text().splitlines() if row and not row.lstrip().startswith("#")]
-    loose = [row for row in lines if not re.match(r"^[A-Za-z0-9_.\-\[\]]+==\S+", row) and not row.startswith(" ")]
+    lines = [
+        row
+        for row in (REPO / "requirements.lock").read_text().splitlines()
+        if row and not row.lstrip().startswith("#")
+    ]
+    loose = [
+        row
+        for row in lines
+        if not re.match(r"^[A-Za-z0-9_.\-\[\]]+==\S+", row) and not row.startswith(" ")
+    ]
     assert not loose, f"requirements.lock must pin exact versions, found: {loose[:3]}."
 
 
-def test_ruff_is_clean():
-    """`make lint` in CI: the package, the tests and the solution notebooks."""
+LINTED = ["src", "tests", "grading", "solutions", "walkthroughs"]
+
+
+def _ruff(*args: str):
     import shutil
     import subprocess
     import sys
     from pathlib import Path
 
     ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
-    result = subprocess.run([ruff, "check", "src", "tests", "grading", "solutions"], cwd=REPO,
-                            capture_output=True, text=True)
-    assert result.returncode == 0, f"ruff found problems (run `make lint`):\n{result.stdout[-2000:]}"
+    return subprocess.run([ruff, *args, *LINTED], cwd=REPO, capture_output=True, text=True)
+
+
+def test_ruff_is_clean():
+    """`make lint` in CI: the package, the tests, the walkthroughs' code and the solution notebooks."""
+    result = _ruff("check")
+    assert result.returncode == 0, (
+        f"ruff found problems (run `make lint`):\n{result.stdout[-2000:]}"
+    )
+
+
+def test_code_is_ruff_formatted():
+    result = _ruff("format", "--check")
+    assert result.returncode == 0, f"Not formatted (run `make format`):\n{result.stdout[-2000:]}"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_readme_course_map_lists_points(assignment):
     """The README's course map names every notebook with the points its test cells carry."""
-    cells = nbformat.read(REPO / "solutions" / assignment / f"{assignment}.ipynb", as_version=4).cells
-    points = sum(c.metadata.get("nbgrader", {}).get("points", 0) for c in cells if c.metadata.get("nbgrader", {}).get("grade"))
-    rows = [line for line in (REPO / "README.md").read_text().splitlines() if line.startswith(f"| `{assignment}`")]
+    cells = nbformat.read(
+        REPO / "solutions" / assignment / f"{assignment}.ipynb", as_version=4
+    ).cells
+    points = sum(
+        c.metadata.get("nbgrader", {}).get("points", 0)
+        for c in cells
+        if c.metadata.get("nbgrader", {}).get("grade")
+    )
+    rows = [
+        line
+        for line in (REPO / "README.md").read_text().splitlines()
+        if line.startswith(f"| `{assignment}`")
+    ]
     assert rows, f"README.md's course map has no row for {assignment}."
     found = rows[0].rstrip(" |").rsplit("|", 1)[1].strip()
-    assert found == f"{points:g}", f"README.md gives {assignment} {found} points; its test cells carry {points:g}."
+    assert found == f"{points:g}", (
+        f"README.md gives {assignment} {found} points; its test cells carry {points:g}."
+    )

@@ -46,10 +46,14 @@ def test_free_port_is_bindable():
 
 def test_tracking_server_serves_the_store_and_stops(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    server = servers.tracking_server(uri, default_artifact_root=str(tmp_path / "mlruns"), log_dir=tmp_path)
+    server = servers.tracking_server(
+        uri, default_artifact_root=str(tmp_path / "mlruns"), log_dir=tmp_path
+    )
     with server:
         assert server.url.startswith("http://127.0.0.1:")
-        with urllib.request.urlopen(server.url + "/api/2.0/mlflow/experiments/search?max_results=5") as r:
+        with urllib.request.urlopen(
+            server.url + "/api/2.0/mlflow/experiments/search?max_results=5"
+        ) as r:
             assert r.status == 200
         pid = server.process.pid
         assert server in servers.running_servers()
@@ -60,8 +64,12 @@ def test_tracking_server_serves_the_store_and_stops(tmp_path):
 def test_readiness_timeout_quotes_the_log(tmp_path):
     script = "import sys, time; print('listening nowhere', flush=True); time.sleep(60)"
     server = ManagedProcess(
-        "silent server", [sys.executable, "-c", script], port=servers.free_port(),
-        ready_path="/", log_path=tmp_path / "silent.log", timeout=2,
+        "silent server",
+        [sys.executable, "-c", script],
+        port=servers.free_port(),
+        ready_path="/",
+        log_path=tmp_path / "silent.log",
+        timeout=2,
     )
     with pytest.raises(ServerError) as failure:
         server.start()
@@ -78,8 +86,14 @@ def test_exception_in_with_block_stops_the_group(tmp_path):
         """
     )
     port = servers.free_port()
-    server = ManagedProcess("forking server", [sys.executable, "-c", script, str(port)], port=port,
-                            ready_path="/", log_path=tmp_path / "fork.log", cwd=tmp_path)
+    server = ManagedProcess(
+        "forking server",
+        [sys.executable, "-c", script, str(port)],
+        port=port,
+        ready_path="/",
+        log_path=tmp_path / "fork.log",
+        cwd=tmp_path,
+    )
     with pytest.raises(RuntimeError, match="student error"), server:
         pgid = server.process.pid
         assert len(_children_of_group(pgid)) >= 2
@@ -104,8 +118,11 @@ time.sleep(120)           # killed outright: the parent-death signal must stop i
 
 @pytest.mark.parametrize("ending", ["exit", "kill"])
 def test_no_orphan_when_the_starting_process_ends(tmp_path, ending):
-    child = subprocess.Popen([sys.executable, "-c", GUARD_SCRIPT, str(tmp_path), ending],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", GUARD_SCRIPT, str(tmp_path), ending],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     pid = int(child.stdout.readline())
     assert _alive(pid)
     if ending == "kill":

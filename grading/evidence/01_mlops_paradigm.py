@@ -7,10 +7,14 @@ from mlops_course.setup import store_uri
 
 
 def test_record_baseline_run(workdir: Path) -> None:
-    run = evidence.latest_run("mlops-paradigm", run_name="baseline", tracking_uri=store_uri(workdir))
+    run = evidence.latest_run(
+        "mlops-paradigm", run_name="baseline", tracking_uri=store_uri(workdir)
+    )
     evidence.expect_params(run, {"model": "logistic_regression", "C": 1.0})
-    evidence.check("accuracy" in run.data.metrics and 0.9 < run.data.metrics["accuracy"] <= 1.0,
-                   f"Expected a test accuracy above 0.9 on the baseline run, found {run.data.metrics}.")
+    evidence.check(
+        "accuracy" in run.data.metrics and 0.9 < run.data.metrics["accuracy"] <= 1.0,
+        f"Expected a test accuracy above 0.9 on the baseline run, found {run.data.metrics}.",
+    )
 
 
 def test_promote_if_better(workdir: Path) -> None:
@@ -18,9 +22,13 @@ def test_promote_if_better(workdir: Path) -> None:
     uri = store_uri(workdir)
     client = evidence.client(uri)
     checks = [e for e in client.search_experiments() if e.name.startswith("gate-check-")]
-    evidence.check(len(checks) >= 2, f"Expected the gate tests' experiments in the store, found {len(checks)}.")
+    evidence.check(
+        len(checks) >= 2, f"Expected the gate tests' experiments in the store, found {len(checks)}."
+    )
     for experiment in checks:
         runs = client.search_runs([experiment.experiment_id])
         champions = [r for r in runs if r.data.tags.get("role") == "champion"]
-        evidence.check(len(champions) == 1,
-                       f"Expected exactly one champion in {experiment.name}, found {len(champions)}.")
+        evidence.check(
+            len(champions) == 1,
+            f"Expected exactly one champion in {experiment.name}, found {len(champions)}.",
+        )

@@ -8,6 +8,6 @@ One module per responsibility: ``setup`` (the call at the top of each notebook),
 
 __version__ = "0.1.0"
 
-from mlops_course.setup import CourseContext, start  # noqa: E402
+from mlops_course.setup import CourseContext, start
 
 __all__ = ["CourseContext", "start", "__version__"]

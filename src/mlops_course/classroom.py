@@ -47,7 +47,9 @@ def read_students(path: Path) -> dict[str, str | None]:
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or "student_id" not in reader.fieldnames:
-            raise ClassroomError(f"Expected a CSV with a 'student_id' column in {path}, found columns {reader.fieldnames}.")
+            raise ClassroomError(
+                f"Expected a CSV with a 'student_id' column in {path}, found columns {reader.fieldnames}."
+            )
         students: dict[str, str | None] = {}
         for row in reader:
             student = (row.get("student_id") or "").strip()
@@ -132,11 +134,16 @@ class ClassServer:
             tracking = servers.tracking_server(
                 postgres.sqlalchemy_uri("mlflow"),
                 artifacts_destination=str(self.data_dir / "artifacts"),
-                port=self.port, log_dir=logs, extra_args=extra, timeout=120,
+                port=self.port,
+                log_dir=logs,
+                extra_args=extra,
+                timeout=120,
                 env={
                     "MLFLOW_AUTH_CONFIG_PATH": str(self.data_dir / "basic_auth.ini"),
                     "MLFLOW_AUTH_ADMIN_PASSWORD": credentials["admin"]["password"],
-                    "MLFLOW_FLASK_SERVER_SECRET_KEY": credentials.setdefault("secret", secrets.token_hex(16)),
+                    "MLFLOW_FLASK_SERVER_SECRET_KEY": credentials.setdefault(
+                        "secret", secrets.token_hex(16)
+                    ),
                 },
             )
             _private_json(self.data_dir / "credentials.json", credentials)
@@ -151,15 +158,25 @@ class ClassServer:
     def _create_accounts(self) -> None:
         admin = (self.credentials["admin"]["username"], self.credentials["admin"]["password"])
         for student, password in self.credentials["students"].items():
-            answer = requests.post(f"{self.url}/api/2.0/mlflow/users/create",
-                                   json={"username": student, "password": password}, auth=admin, timeout=30)
+            answer = requests.post(
+                f"{self.url}/api/2.0/mlflow/users/create",
+                json={"username": student, "password": password},
+                auth=admin,
+                timeout=30,
+            )
             if answer.status_code == 200:
                 continue
             if "RESOURCE_ALREADY_EXISTS" in answer.text or "already exists" in answer.text:
-                requests.patch(f"{self.url}/api/2.0/mlflow/users/update-password",
-                               json={"username": student, "password": password}, auth=admin, timeout=30)
+                requests.patch(
+                    f"{self.url}/api/2.0/mlflow/users/update-password",
+                    json={"username": student, "password": password},
+                    auth=admin,
+                    timeout=30,
+                )
                 continue
-            raise ClassroomError(f"Expected to create the account {student!r}, found HTTP {answer.status_code}: {answer.text[:200]}.")
+            raise ClassroomError(
+                f"Expected to create the account {student!r}, found HTTP {answer.status_code}: {answer.text[:200]}."
+            )
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -171,15 +188,21 @@ class ClassServer:
         lines = [
             f"MLflow class server: {url} (data in {self.data_dir})",
             f"admin: {self.credentials['admin']['username']} / "
-            + (f"{self.credentials['admin']['password']} (printed this once; " if self.first_start else "(")
+            + (
+                f"{self.credentials['admin']['password']} (printed this once; "
+                if self.first_start
+                else "("
+            )
             + f"kept in {self.data_dir / 'credentials.json'}, mode 0600)",
             "",
             "Each student sets, before starting Jupyter (or in the notebook with os.environ):",
         ]
         for student, password in self.credentials["students"].items():
             if student in self.students or not self.students:
-                lines.append(f"  {student}: export MLFLOW_TRACKING_URI={url} MLFLOW_TRACKING_USERNAME={student} "
-                             f"MLFLOW_TRACKING_PASSWORD={password}")
+                lines.append(
+                    f"  {student}: export MLFLOW_TRACKING_URI={url} MLFLOW_TRACKING_USERNAME={student} "
+                    f"MLFLOW_TRACKING_PASSWORD={password}"
+                )
         return "\n".join(lines)
 
     def __enter__(self) -> ClassServer:
@@ -189,14 +212,18 @@ class ClassServer:
         self.stop()
 
 
-def run(students_csv: Path, data_dir: Path, port: int | None = None, host: str = servers.LOOPBACK) -> int:
+def run(
+    students_csv: Path, data_dir: Path, port: int | None = None, host: str = servers.LOOPBACK
+) -> int:
     """The ``class-server`` command: start, print the settings once, serve until Ctrl-C."""
     server = ClassServer(Path(data_dir), read_students(Path(students_csv)), port=port, host=host)
     started = time.monotonic()
     with server:
         print(server.settings_text())
-        print(f"\nReady in {time.monotonic() - started:.1f} s. Press Ctrl-C to stop (the data stays in {server.data_dir}).",
-              flush=True)
+        print(
+            f"\nReady in {time.monotonic() - started:.1f} s. Press Ctrl-C to stop (the data stays in {server.data_dir}).",
+            flush=True,
+        )
         try:
             while all(p.running for p in server.processes):
                 time.sleep(1)

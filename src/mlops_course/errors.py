@@ -27,7 +27,7 @@ def show_without_traceback() -> None:
     if shell is None:
         return
 
-    def handler(shell, etype, value, tb, tb_offset=None):  # noqa: ARG001 - IPython's signature
+    def handler(shell, etype, value, tb, tb_offset=None):  # IPython's signature
         shell.showtraceback((etype, value, tb), exception_only=True)
 
     shell.set_custom_exc((CourseError,), handler)

@@ -142,12 +142,16 @@ def _timings(output: Path) -> dict[str, float]:
         run = executed["metadata"]["papermill"]
         cells = [c for c in executed["cells"] if c.get("cell_type") == "code"]
         stamp = datetime.fromisoformat
-        overhead = (stamp(cells[0]["metadata"]["papermill"]["start_time"]) - stamp(run["start_time"])).total_seconds()
+        overhead = (
+            stamp(cells[0]["metadata"]["papermill"]["start_time"]) - stamp(run["start_time"])
+        ).total_seconds()
         for cell in cells:
             overhead += float(cell["metadata"]["papermill"].get("duration") or 0.0)
             if SETUP_CALL in "".join(cell.get("source", "")):
                 break
-        shutdown = (stamp(run["end_time"]) - stamp(cells[-1]["metadata"]["papermill"]["end_time"])).total_seconds()
+        shutdown = (
+            stamp(run["end_time"]) - stamp(cells[-1]["metadata"]["papermill"]["end_time"])
+        ).total_seconds()
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return {}
     return {"overhead_seconds": round(overhead, 2), "shutdown_seconds": round(shutdown, 2)}

@@ -82,7 +82,9 @@ def discover(submissions: Path, assignment: str) -> list[Submission]:
     found: list[tuple[str, Path | None]] = []
     for entry in sorted(submissions.iterdir()):
         if entry.is_dir():
-            notebooks = sorted((entry / assignment).glob("*.ipynb")) or sorted(entry.glob("*.ipynb"))
+            notebooks = sorted((entry / assignment).glob("*.ipynb")) or sorted(
+                entry.glob("*.ipynb")
+            )
             found.append((entry.name, notebooks[0] if notebooks else None))
         elif entry.suffix == ".ipynb":
             found.append((entry.stem.split("_", 1)[0], entry))
@@ -102,14 +104,18 @@ def _grade_cells(notebook: nbformat.NotebookNode) -> dict[str, nbformat.Notebook
     return {
         cell.metadata["nbgrader"]["grade_id"]: cell
         for cell in notebook.cells
-        if cell.metadata.get("nbgrader", {}).get("grade") and cell.metadata["nbgrader"].get("grade_id")
+        if cell.metadata.get("nbgrader", {}).get("grade")
+        and cell.metadata["nbgrader"].get("grade_id")
     }
 
 
 def inspect(submission: Submission, release: nbformat.NotebookNode) -> None:
     """Sort out missing, malformed and tampered notebooks before anything runs."""
     if submission.path is None:
-        submission.status, submission.message = "missing", "No notebook was found in the submission."
+        submission.status, submission.message = (
+            "missing",
+            "No notebook was found in the submission.",
+        )
         return
     try:
         notebook = nbformat.read(submission.path, as_version=4)
@@ -124,7 +130,9 @@ def inspect(submission: Submission, release: nbformat.NotebookNode) -> None:
     if deleted:
         submission.notes.append(f"test cell(s) {', '.join(deleted)} deleted (scored zero)")
     if edited:
-        submission.notes.append(f"test cell(s) {', '.join(edited)} edited (the original was restored and run)")
+        submission.notes.append(
+            f"test cell(s) {', '.join(edited)} edited (the original was restored and run)"
+        )
 
 
 # --------------------------------------------------------------------------- nbgrader hooks
@@ -149,7 +157,9 @@ class CheckCanary(Preprocessor):
 
     def preprocess_cell(self, cell, resources, index):
         nonce = os.environ.get(CANARY_VARIABLE)
-        if not (nonce and cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade")):
+        if not (
+            nonce and cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade")
+        ):
             return cell, resources
         cell.source = cell.source.replace(f'print("{nonce}")\n', "", 1)
         seen = False
@@ -161,11 +171,14 @@ class CheckCanary(Preprocessor):
         ran = any(o.output_type == "error" for o in cell.outputs) or seen
         if not seen and not ran:
             cell.metadata[TAMPER_KEY] = True
-            cell.outputs = [nbformat.v4.new_output(
-                "error", ename="TamperingDetected",
-                evalue="this test cell did not run as written: the kernel was altered",
-                traceback=["TamperingDetected: this test cell did not run as written"],
-            )]
+            cell.outputs = [
+                nbformat.v4.new_output(
+                    "error",
+                    ename="TamperingDetected",
+                    evalue="this test cell did not run as written: the kernel was altered",
+                    traceback=["TamperingDetected: this test cell did not run as written"],
+                )
+            ]
         return cell, resources
 
 
@@ -215,10 +228,16 @@ def _worker_course(base: Path, target: Path) -> Path:
     return target
 
 
-def _nbgrader(course: Path, env: dict[str, str], *args: str, timeout: float) -> subprocess.CompletedProcess:
+def _nbgrader(
+    course: Path, env: dict[str, str], *args: str, timeout: float
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
-        capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=course,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -237,7 +256,9 @@ def load_evidence(repo: Path, assignment: str) -> dict[str, Callable[[Path], Non
     return {name: getattr(module, name) for name in dir(module) if name.startswith("test_")}
 
 
-def _check_evidence(checks: dict[str, Callable[[Path], None]], workdir: Path, passed: set[str]) -> dict[str, str]:
+def _check_evidence(
+    checks: dict[str, Callable[[Path], None]], workdir: Path, passed: set[str]
+) -> dict[str, str]:
     """Run the outside checks for cells that passed in the kernel; return failures by cell."""
     failures = {}
     for grade_id in sorted(passed & set(checks)):
@@ -267,8 +288,11 @@ def _outputs_text(notebook: nbformat.NotebookNode) -> str:
     parts = []
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
-            parts.append(output.get("text", "") if output.output_type == "stream" else
-                         f"{output.get('ename', '')}: {output.get('evalue', '')}")
+            parts.append(
+                output.get("text", "")
+                if output.output_type == "stream"
+                else f"{output.get('ename', '')}: {output.get('evalue', '')}"
+            )
     return "\n".join(parts)
 
 
@@ -308,17 +332,23 @@ def grade_class(
     base_env.pop("MLFLOW_TRACKING_URI", None)
     generated = _nbgrader(base, base_env, "generate_assignment", assignment, "--force", timeout=600)
     if generated.returncode != 0:
-        raise GradingRefused(f"nbgrader could not generate {assignment}: {generated.stderr.strip().splitlines()[-1:]}")
+        raise GradingRefused(
+            f"nbgrader could not generate {assignment}: {generated.stderr.strip().splitlines()[-1:]}"
+        )
     release = nbformat.read(grading.release_notebook(base, assignment), as_version=4)
-    max_scores = {g: float(c.metadata["nbgrader"].get("points", 0)) for g, c in _grade_cells(release).items()}
+    max_scores = {
+        g: float(c.metadata["nbgrader"].get("points", 0)) for g, c in _grade_cells(release).items()
+    }
     total = sum(max_scores.values())
 
     found = discover(submissions, assignment)
     for submission in found:
         inspect(submission, release)
     runnable = [s for s in found if s.status == "ok"]
-    progress(f"{len(found)} submission(s) of {assignment}; {len(runnable)} to run on "
-             f"{workers or os.cpu_count()} worker(s){' in the sandbox' if use_sandbox else ' WITHOUT sandbox'}")
+    progress(
+        f"{len(found)} submission(s) of {assignment}; {len(runnable)} to run on "
+        f"{workers or os.cpu_count()} worker(s){' in the sandbox' if use_sandbox else ' WITHOUT sandbox'}"
+    )
 
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(runnable) or 1))
     courses = [_worker_course(base, work / f"worker-{i}") for i in range(n_workers)]
@@ -330,8 +360,16 @@ def grade_class(
         cpu_seconds=timeout * 2,
         hide=[str(repo), str(out), str(submissions)],
         records=str(work),
-        expose=[str(repo / "src"), str(repo / "data"), sys.prefix,
-                *([os.environ["MLOPS_COURSE_DATA_MIRROR"]] if os.environ.get("MLOPS_COURSE_DATA_MIRROR") else [])],
+        expose=[
+            str(repo / "src"),
+            str(repo / "data"),
+            sys.prefix,
+            *(
+                [os.environ["MLOPS_COURSE_DATA_MIRROR"]]
+                if os.environ.get("MLOPS_COURSE_DATA_MIRROR")
+                else []
+            ),
+        ],
         enabled=use_sandbox,
     )
     env = dict(base_env, **{CANARY_VARIABLE: nonce, sandbox.POLICY_VARIABLE: policy.to_env()})
@@ -341,56 +379,108 @@ def grade_class(
 
     def autograde(course: Path) -> subprocess.CompletedProcess:
         count = len(list((course / "submitted").glob("*")))
-        result = _nbgrader(course, env, "autograde", assignment, "--force", timeout=(timeout + 60) * max(count, 1) + 120)
+        result = _nbgrader(
+            course,
+            env,
+            "autograde",
+            assignment,
+            "--force",
+            timeout=(timeout + 60) * max(count, 1) + 120,
+        )
         (course / "autograde.log").write_text(result.stdout + result.stderr)
         return result
 
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
         list(pool.map(autograde, courses))
-    progress(f"autograded in {time.monotonic() - started:.1f} s; checking evidence and writing feedback")
+    progress(
+        f"autograded in {time.monotonic() - started:.1f} s; checking evidence and writing feedback"
+    )
 
     checks = load_evidence(repo, assignment)
     rows: list[GradeRow] = []
     for submission in found:
-        rows.append(_grade_row(submission, assignment, courses[runnable.index(submission) % n_workers]
-                               if submission in runnable else None, max_scores, total, checks, timeout))
+        rows.append(
+            _grade_row(
+                submission,
+                assignment,
+                courses[runnable.index(submission) % n_workers] if submission in runnable else None,
+                max_scores,
+                total,
+                checks,
+                timeout,
+            )
+        )
 
     feedback_dir = out / "feedback"
     feedback_dir.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        list(pool.map(lambda c: _nbgrader(c, env, "generate_feedback", assignment, "--force", timeout=1800), courses))
+        list(
+            pool.map(
+                lambda c: _nbgrader(
+                    c, env, "generate_feedback", assignment, "--force", timeout=1800
+                ),
+                courses,
+            )
+        )
     for submission in runnable:
         course = courses[runnable.index(submission) % n_workers]
         page = course / "feedback" / submission.student_id / assignment / f"{assignment}.html"
         if page.exists():
             shutil.copyfile(page, feedback_dir / f"{submission.student_id}.html")
     _write_outputs(rows, out, assignment, max_scores)
-    progress(f"graded {len(rows)} submission(s) in {time.monotonic() - started:.1f} s: {out / 'grades.csv'}")
+    progress(
+        f"graded {len(rows)} submission(s) in {time.monotonic() - started:.1f} s: {out / 'grades.csv'}"
+    )
     return rows
 
 
-def _grade_row(submission: Submission, assignment: str, course: Path | None,
-               max_scores: dict[str, float], total: float, checks, timeout: float) -> GradeRow:
-    row = GradeRow(submission.student_id, assignment, f"{assignment}.ipynb", 0.0, total,
-                   submission.status, submission.message)
+def _grade_row(
+    submission: Submission,
+    assignment: str,
+    course: Path | None,
+    max_scores: dict[str, float],
+    total: float,
+    checks,
+    timeout: float,
+) -> GradeRow:
+    row = GradeRow(
+        submission.student_id,
+        assignment,
+        f"{assignment}.ipynb",
+        0.0,
+        total,
+        submission.status,
+        submission.message,
+    )
     if course is None:
         return row
     workdir = course / "autograded" / submission.student_id / assignment
     executed_path = workdir / f"{assignment}.ipynb"
     if not executed_path.exists():
         if sandbox.timed_out(course.parent / "kernels", submission.student_id, timeout):
-            row.status, row.message = "timeout", "The notebook did not finish within the time limit."
+            row.status, row.message = (
+                "timeout",
+                "The notebook did not finish within the time limit.",
+            )
         else:
-            row.status, row.message = "crashed", "The kernel died before the notebook finished (it crashed or was killed)."
+            row.status, row.message = (
+                "crashed",
+                "The kernel died before the notebook finished (it crashed or was killed).",
+            )
         return row
     scores = grading.cell_scores(course, assignment, submission.student_id)
     cells = {g: (scores[g].score if g in scores else 0.0) for g in max_scores}
     executed = nbformat.read(executed_path, as_version=4)
     notes = list(submission.notes)
-    altered = [c.metadata["nbgrader"]["grade_id"] for c in executed.cells
-               if c.metadata.get(TAMPER_KEY) and "nbgrader" in c.metadata]
+    altered = [
+        c.metadata["nbgrader"]["grade_id"]
+        for c in executed.cells
+        if c.metadata.get(TAMPER_KEY) and "nbgrader" in c.metadata
+    ]
     if altered:
-        notes.append(f"test cell(s) {', '.join(altered)} did not run as written (kernel altered; scored zero)")
+        notes.append(
+            f"test cell(s) {', '.join(altered)} did not run as written (kernel altered; scored zero)"
+        )
     passed = {g for g, s in cells.items() if s > 0}
     for grade_id, reason in _check_evidence(checks, workdir, passed).items():
         cells[grade_id] = 0.0
@@ -417,12 +507,26 @@ def _zero_in_gradebook(course: Path, assignment: str, student: str, grade_id: st
         gradebook.db.commit()
 
 
-def _write_outputs(rows: list[GradeRow], out: Path, assignment: str, max_scores: dict[str, float]) -> None:
+def _write_outputs(
+    rows: list[GradeRow], out: Path, assignment: str, max_scores: dict[str, float]
+) -> None:
     with open(out / "grades.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student_id", "assignment", "notebook", "score", "max_score", "status", "message"])
+        writer.writerow(
+            ["student_id", "assignment", "notebook", "score", "max_score", "status", "message"]
+        )
         for r in rows:
-            writer.writerow([r.student_id, r.assignment, r.notebook, f"{r.score:g}", f"{r.max_score:g}", r.status, r.message])
+            writer.writerow(
+                [
+                    r.student_id,
+                    r.assignment,
+                    r.notebook,
+                    f"{r.score:g}",
+                    f"{r.max_score:g}",
+                    r.status,
+                    r.message,
+                ]
+            )
     (out / "summary.html").write_text(_summary_html(rows, assignment, max_scores))
 
 
@@ -437,7 +541,9 @@ def _summary_html(rows: list[GradeRow], assignment: str, max_scores: dict[str, f
 
     figure, axis = plt.subplots(figsize=(6, 3))
     total = sum(max_scores.values()) or 1
-    axis.hist([r.score for r in rows], bins=min(20, int(total) + 1), range=(0, total), color="#3b7dd8")
+    axis.hist(
+        [r.score for r in rows], bins=min(20, int(total) + 1), range=(0, total), color="#3b7dd8"
+    )
     axis.set_xlabel(f"score (out of {total:g})")
     axis.set_ylabel("students")
     axis.set_title(f"{assignment}: grade distribution")

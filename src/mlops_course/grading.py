@@ -87,7 +87,7 @@ c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
 c.CourseDirectory.solution_directory = "solution"
-c.CourseDirectory.db_url = "sqlite:///{course / 'gradebook.db'}"
+c.CourseDirectory.db_url = "sqlite:///{course / "gradebook.db"}"
 """
     (course / "nbgrader_config.py").write_text(config)
     return course
@@ -117,7 +117,9 @@ def fill_release(
     }
     unknown = set(replacements) - set(answers)
     if unknown:
-        raise ValueError(f"Fixture replaces unknown answer cells {sorted(unknown)}; known: {sorted(answers)}.")
+        raise ValueError(
+            f"Fixture replaces unknown answer cells {sorted(unknown)}; known: {sorted(answers)}."
+        )
     notebook = nbformat.read(release, as_version=4)
     for cell in notebook.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
@@ -126,7 +128,9 @@ def fill_release(
     return notebook
 
 
-def submit(course: Path, student: str, assignment: str, notebook: nbformat.NotebookNode | Path) -> Path:
+def submit(
+    course: Path, student: str, assignment: str, notebook: nbformat.NotebookNode | Path
+) -> Path:
     """Place a submission where ``nbgrader autograde`` looks for it."""
     target = course / "submitted" / student / assignment / f"{assignment}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -186,7 +190,10 @@ def fixtures(repo: Path, assignment: str) -> list[Fixture]:
                 assignment=assignment,
                 name=path.stem,
                 description=spec["description"],
-                replace={k: "\n".join(v) if isinstance(v, list) else v for k, v in spec["replace"].items()},
+                replace={
+                    k: "\n".join(v) if isinstance(v, list) else v
+                    for k, v in spec["replace"].items()
+                },
                 loses=list(spec["loses"]),
             )
         )

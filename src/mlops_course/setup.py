@@ -78,7 +78,10 @@ def _stderr_to_stdout() -> None:
 
     previous = sys.stderr
     sys.stderr = sys.stdout
-    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in logging.root.manager.loggerDict)]
+    loggers = [
+        logging.getLogger(),
+        *(logging.getLogger(n) for n in logging.root.manager.loggerDict),
+    ]
     for logger in loggers:
         for handler in getattr(logger, "handlers", []):
             if isinstance(handler, logging.StreamHandler) and handler.stream is previous:
@@ -124,6 +127,10 @@ def start(notebook: str, *, seed: int = 42, quiet: bool = False) -> CourseContex
     if not quiet:
         versions = ", ".join(f"{name} {package_version(name)}" for name in SHOWN_PACKAGES)
         print(f"{notebook}: Python {platform.python_version()}, {versions}")
-        origin = "isolated store in this folder" if context.isolated_store else "your MLFLOW_TRACKING_URI"
+        origin = (
+            "isolated store in this folder"
+            if context.isolated_store
+            else "your MLFLOW_TRACKING_URI"
+        )
         print(f"Tracking URI: {tracking_uri} ({origin}); random seed {seed}")
     return context

@@ -36,23 +36,34 @@ class MlflowStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
 
         project = CfnParameter(
-            self, "ProjectName", type="String", default="mlflow",
+            self,
+            "ProjectName",
+            type="String",
+            default="mlflow",
             description="Prefix of the resource names (the chapter deploys with ProjectName=mlflow).",
         )
 
         vpc = ec2.Vpc(
-            self, "Vpc",
+            self,
+            "Vpc",
             max_azs=2,
             nat_gateways=1,
             subnet_configuration=[
-                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
-                ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=24),
-                ec2.SubnetConfiguration(name="database", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24),
+                ec2.SubnetConfiguration(
+                    name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24
+                ),
+                ec2.SubnetConfiguration(
+                    name="private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=24
+                ),
+                ec2.SubnetConfiguration(
+                    name="database", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
+                ),
             ],
         )
 
         artifacts = s3.Bucket(
-            self, "ArtifactBucket",
+            self,
+            "ArtifactBucket",
             encryption=s3.BucketEncryption.S3_MANAGED,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
@@ -61,19 +72,24 @@ class MlflowStack(Stack):
         )
 
         db_security_group = ec2.SecurityGroup(
-            self, "DatabaseSecurityGroup", vpc=vpc,
+            self,
+            "DatabaseSecurityGroup",
+            vpc=vpc,
             description="PostgreSQL: reachable from the MLflow task only",
             allow_all_outbound=False,
         )
         database = rds.DatabaseInstance(
-            self, "BackendStore",
+            self,
+            "BackendStore",
             engine=rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_17),
             instance_type=ec2.InstanceType.of(ec2.InstanceClass.BURSTABLE3, ec2.InstanceSize.MICRO),
             vpc=vpc,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
             security_groups=[db_security_group],
             database_name=DB_NAME,
-            credentials=rds.Credentials.from_generated_secret(DB_USER),  # password in Secrets Manager
+            credentials=rds.Credentials.from_generated_secret(
+                DB_USER
+            ),  # password in Secrets Manager
             allocated_storage=20,
             storage_encrypted=True,
             backup_retention=Duration.days(7),
@@ -82,9 +98,12 @@ class MlflowStack(Stack):
         )
         assert database.secret is not None
 
-        cluster = ecs.Cluster(self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED)
+        cluster = ecs.Cluster(
+            self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
+        )
         service = ecs_patterns.ApplicationLoadBalancedFargateService(
-            self, "MlflowService",
+            self,
+            "MlflowService",
             cluster=cluster,
             service_name=f"{project.value_as_string}-service",
             cpu=1024,
@@ -106,7 +125,9 @@ class MlflowStack(Stack):
                     "DB_USER": DB_USER,
                     "PROJECT_NAME": project.value_as_string,
                 },
-                secrets={"DB_PASSWORD": ecs.Secret.from_secrets_manager(database.secret, "password")},
+                secrets={
+                    "DB_PASSWORD": ecs.Secret.from_secrets_manager(database.secret, "password")
+                },
             ),
         )
         service.target_group.configure_health_check(path="/health", healthy_http_codes="200")
@@ -114,7 +135,8 @@ class MlflowStack(Stack):
         database.connections.allow_default_port_from(service.service, "MLflow task to PostgreSQL")
 
         CfnOutput(
-            self, "LoadBalancerDNS",
+            self,
+            "LoadBalancerDNS",
             value=service.load_balancer.load_balancer_dns_name,
             description="MLflow tracking URI: http://<this value>",
         )

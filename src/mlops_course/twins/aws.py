@@ -71,7 +71,9 @@ class MissingAwsCredentials(CourseError):
 # --- environments ---------------------------------------------------------------------------
 
 
-def aws_env(endpoint_url: str, *, region: str = REGION, runtime_url: str | None = None) -> dict[str, str]:
+def aws_env(
+    endpoint_url: str, *, region: str = REGION, runtime_url: str | None = None
+) -> dict[str, str]:
     """Variables that send boto3 (and MLflow's S3 and SageMaker code) to the twin.
 
     ``AWS_ENDPOINT_URL`` redirects every AWS service to moto; the service-specific
@@ -110,7 +112,9 @@ def client(service: str, env: Mapping[str, str] | None = None, region: str | Non
     env = dict(env or {})
     region = region or env.get("AWS_DEFAULT_REGION") or REGION
     kwargs: dict = {"region_name": region}
-    endpoint = env.get(f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}") or env.get("AWS_ENDPOINT_URL")
+    endpoint = env.get(f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}") or env.get(
+        "AWS_ENDPOINT_URL"
+    )
     if endpoint:
         kwargs["endpoint_url"] = endpoint
     if env.get("AWS_ACCESS_KEY_ID"):
@@ -129,7 +133,7 @@ def start_postgres(data_dir: Path, *, log_dir: Path | None = None) -> servers.Ma
         return server.start()
     except servers.ServerError:
         raise
-    except Exception as error:  # noqa: BLE001 - anything else from initdb/postgres: one sentence
+    except Exception as error:  # anything else from initdb/postgres: one sentence
         server.stop()
         raise servers.ServerError(
             f"PostgreSQL twin could not start ({type(error).__name__}: {error}); "
@@ -143,7 +147,11 @@ def create_bucket(name: str, env: Mapping[str, str]) -> str:
     region = env.get("AWS_DEFAULT_REGION", REGION)
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     if name not in existing:
-        config = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        config = (
+            {}
+            if region == "us-east-1"
+            else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        )
         s3.create_bucket(Bucket=name, **config)
     return f"s3://{name}"
 
@@ -167,14 +175,20 @@ def tracking_server(
     """
     if mode == "proxied":
         return servers.tracking_server(
-            backend_store_uri, artifacts_destination=f"s3://{bucket}/proxied",
-            log_dir=log_dir, extra_args=extra_args, env={**s3_env, **(env or {})},
+            backend_store_uri,
+            artifacts_destination=f"s3://{bucket}/proxied",
+            log_dir=log_dir,
+            extra_args=extra_args,
+            env={**s3_env, **(env or {})},
         )
     if mode == "client":
         # The server never touches S3 in this mode: it gets no keys at all.
         return servers.tracking_server(
-            backend_store_uri, default_artifact_root=f"s3://{bucket}/client-side",
-            log_dir=log_dir, extra_args=extra_args, env=env,
+            backend_store_uri,
+            default_artifact_root=f"s3://{bucket}/client-side",
+            log_dir=log_dir,
+            extra_args=extra_args,
+            env=env,
         )
     raise ValueError(f"mode must be 'proxied' or 'client', found {mode!r}")
 
@@ -239,7 +253,7 @@ def process_rss_mb(process: servers.ManagedProcess) -> float:
             continue
         try:
             stat = (entry / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2:].split()
+            fields = stat[stat.rindex(")") + 2 :].split()
             if int(fields[2]) == group:  # field 5 of stat: the process group id
                 total += int((entry / "statm").read_text().split()[1]) * page
         except (OSError, ValueError, IndexError):
@@ -259,11 +273,13 @@ class SynthResult:
 
 def _synth_env(out_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "CDK_OUTDIR": str(out_dir),
-        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-        "CDK_DISABLE_VERSION_CHECK": "1",
-    })
+    env.update(
+        {
+            "CDK_OUTDIR": str(out_dir),
+            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+            "CDK_DISABLE_VERSION_CHECK": "1",
+        }
+    )
     for key in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
         env.pop(key, None)
     return env
@@ -277,11 +293,15 @@ class SynthJob:
         self.stack = stack
         self.log_path = self.out_dir.parent / f"{self.out_dir.name}.log"
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in result()
+        self._log = open(self.log_path, "w")  # closed in result()
         self.started = time.monotonic()
         self.process = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=self.app_dir, env=_synth_env(self.out_dir),
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [sys.executable, "app.py"],
+            cwd=self.app_dir,
+            env=_synth_env(self.out_dir),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
 
     def result(self, timeout: float = 300.0) -> SynthResult:
@@ -291,18 +311,24 @@ class SynthJob:
         except subprocess.TimeoutExpired as error:
             self.process.kill()
             self.process.wait()
-            raise servers.ServerError(f"CDK synth did not finish within {timeout:.0f} s in {self.app_dir}.") from error
+            raise servers.ServerError(
+                f"CDK synth did not finish within {timeout:.0f} s in {self.app_dir}."
+            ) from error
         finally:
             self._log.close()
         seconds = round(time.monotonic() - self.started, 2)
         template_path = self.out_dir / f"{self.stack}.template.json"
         if code != 0 or not template_path.exists():
             tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-15:])
-            raise servers.ServerError(f"CDK synth failed (exit {code}) in {self.app_dir}; last lines:\n{tail}")
+            raise servers.ServerError(
+                f"CDK synth failed (exit {code}) in {self.app_dir}; last lines:\n{tail}"
+            )
         return SynthResult(json.loads(template_path.read_text()), seconds, template_path)
 
 
-def cdk_synth(app_dir: Path, out_dir: Path, *, timeout: float = 300.0, stack: str = "MLflowStack") -> SynthResult:
+def cdk_synth(
+    app_dir: Path, out_dir: Path, *, timeout: float = 300.0, stack: str = "MLflowStack"
+) -> SynthResult:
     """``python app.py`` in ``app_dir`` (what ``cdk synth`` runs): CloudFormation into ``out_dir``.
 
     Offline and without credentials: the stack is environment-agnostic and the container
@@ -315,7 +341,9 @@ def resources_table(template: Mapping):
     """The template's resources as a DataFrame (logical id, type), sorted by type."""
     import pandas as pd
 
-    rows = [{"logical id": key, "type": value["Type"]} for key, value in template["Resources"].items()]
+    rows = [
+        {"logical id": key, "type": value["Type"]} for key, value in template["Resources"].items()
+    ]
     return pd.DataFrame(rows).sort_values(["type", "logical id"], ignore_index=True)
 
 
@@ -337,31 +365,50 @@ def prepare_sagemaker(env: Mapping[str, str]) -> str:
     iam = client("iam", env)
     trust = {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
-                       "Action": "sts:AssumeRole"}],
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sagemaker.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
     }
     try:
-        return iam.create_role(RoleName=EXECUTION_ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        return iam.create_role(RoleName=EXECUTION_ROLE, AssumeRolePolicyDocument=json.dumps(trust))[
+            "Role"
+        ]["Arn"]
     except iam.exceptions.EntityAlreadyExistsException:
         return iam.get_role(RoleName=EXECUTION_ROLE)["Role"]["Arn"]
 
 
-def mlflow_cli(args: Sequence[str], env: Mapping[str, str], *, timeout: float = 300.0, cwd: Path | None = None):
+def mlflow_cli(
+    args: Sequence[str], env: Mapping[str, str], *, timeout: float = 300.0, cwd: Path | None = None
+):
     """Run ``mlflow <args>`` as a subprocess with ``env`` added to this process's environment."""
     full_env = servers.lean_mlflow_env(env)
     return subprocess.run(
-        [sys.executable, "-m", "mlflow", *args], env=full_env, cwd=cwd,
-        capture_output=True, text=True, timeout=timeout, check=False,
+        [sys.executable, "-m", "mlflow", *args],
+        env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
-def deployment_status(name: str, env: Mapping[str, str] | None = None, region: str | None = None) -> str:
+def deployment_status(
+    name: str, env: Mapping[str, str] | None = None, region: str | None = None
+) -> str:
     """The endpoint's status (``InService``, ``Creating``, ...) or ``"missing"``."""
     sagemaker = client("sagemaker", env, region)
     try:
         return sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"]
     except sagemaker.exceptions.ClientError as error:
-        if "Could not find" in str(error) or error.response["Error"]["Code"] == "ValidationException":
+        if (
+            "Could not find" in str(error)
+            or error.response["Error"]["Code"] == "ValidationException"
+        ):
             return "missing"
         raise
 
@@ -382,7 +429,9 @@ def deployment_model_dir(name: str, env: Mapping[str, str], dest: Path) -> Path:
         archive.extractall(target, filter="data")
     found = sorted(target.rglob("MLmodel"))
     if not found:
-        raise servers.ServerError(f"The model archive of endpoint {name} ({url}) holds no MLmodel file.")
+        raise servers.ServerError(
+            f"The model archive of endpoint {name} ({url}) holds no MLmodel file."
+        )
     return found[0].parent
 
 
@@ -395,8 +444,15 @@ def runtime_server(routes_path: Path, *, log_dir: Path | None = None) -> servers
     logs = Path(log_dir) if log_dir else Path.cwd() / "logs"
     return servers.ManagedProcess(
         "SageMaker runtime twin",
-        [sys.executable, "-m", "mlops_course.twins.sagemaker_runtime", "--routes", str(routes_path),
-         "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "mlops_course.twins.sagemaker_runtime",
+            "--routes",
+            str(routes_path),
+            "--port",
+            str(port),
+        ],
         port=port,
         ready_path="/ping",
         log_path=logs / f"sagemaker-runtime-{port}.log",
@@ -414,7 +470,12 @@ def register_route(routes_path: Path, name: str, url: str) -> None:
 
 
 def serve_endpoint(
-    name: str, env: Mapping[str, str], routes_path: Path, work_dir: Path, *, log_dir: Path | None = None
+    name: str,
+    env: Mapping[str, str],
+    routes_path: Path,
+    work_dir: Path,
+    *,
+    log_dir: Path | None = None,
 ) -> servers.ManagedProcess:
     """Start the "container" of endpoint ``name``: unpack its model from S3, serve it with
     ``mlflow models serve`` and route the runtime twin's calls for ``name`` to it (started)."""

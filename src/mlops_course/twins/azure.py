@@ -60,8 +60,14 @@ __all__ = [
 
 ADO_SCHEMA = "vendor.azure-pipelines"
 # --data-transform unnests compile-time expressions such as "${{ if ... }}:" in variables lists.
-ADO_ARGS = ("--builtin-schema", ADO_SCHEMA, "--regex-variant", "python",
-            "--data-transform", "azure-pipelines")
+ADO_ARGS = (
+    "--builtin-schema",
+    ADO_SCHEMA,
+    "--regex-variant",
+    "python",
+    "--data-transform",
+    "azure-pipelines",
+)
 WORKSPACE_VARIABLES = ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_ML_WORKSPACE")
 SERVICE_PRINCIPAL_VARIABLES = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET")
 BINDING = re.compile(r"^\$\{\{\s*parent\.(inputs|outputs)\.(\w+)\s*\}\}$")
@@ -98,8 +104,10 @@ def check_jsonschema(args: Iterable[str]) -> tuple[int, dict]:
     try:
         report = json.loads(result.stdout)
     except ValueError:
-        report = {"status": "fail", "errors": [{"filename": "?", "path": "$",
-                                                "message": result.output.strip()[-300:]}]}
+        report = {
+            "status": "fail",
+            "errors": [{"filename": "?", "path": "$", "message": result.output.strip()[-300:]}],
+        }
     return result.exit_code, report
 
 
@@ -119,7 +127,9 @@ def check_ado_files(paths: Iterable[Path | str]) -> list[str]:
     return _problems(report)
 
 
-def check_variables_files(paths: Iterable[Path | str], schema: Path | str | None = None) -> list[str]:
+def check_variables_files(
+    paths: Iterable[Path | str], schema: Path | str | None = None
+) -> list[str]:
     """Problems of variables-only templates (config-infra-*.yml) against the walkthrough's schema."""
     schema = schema or walkthrough_dir() / "schemas" / "config-infra.schema.json"
     _, report = check_jsonschema(["--schemafile", schema, *paths])
@@ -157,13 +167,15 @@ def sdk_problem(error: BaseException) -> str:
     text = str(error)
     start, end = text.find("{"), text.rfind("}")
     try:
-        report = json.loads(text[start:end + 1])
+        report = json.loads(text[start : end + 1])
     except ValueError:
         return " ".join(text.split())[:300]
     if isinstance(report, dict) and "errors" in report:
         pairs = [(e.get("path", "?"), e.get("message", "")) for e in report["errors"]]
     else:
-        pairs = [(k, " ".join(map(str, v)) if isinstance(v, list) else str(v)) for k, v in report.items()]
+        pairs = [
+            (k, " ".join(map(str, v)) if isinstance(v, list) else str(v)) for k, v in report.items()
+        ]
     return "; ".join(f"{path}: {message}" for path, message in pairs)
 
 
@@ -176,8 +188,9 @@ def azure_ml_problem(kind: str, path: Path | str) -> str | None:
     return None
 
 
-def service_principal_command(config: Mapping[str, Any], project: str, subscription_id: str,
-                              scope: str = "resource-group") -> str:
+def service_principal_command(
+    config: Mapping[str, Any], project: str, subscription_id: str, scope: str = "resource-group"
+) -> str:
     """The ``az ad sp create-for-rbac`` command for the environment a config file describes.
 
     ``scope="resource-group"`` grants Contributor on the environment's resource group only
@@ -187,10 +200,14 @@ def service_principal_command(config: Mapping[str, Any], project: str, subscript
     environment = str(variables["environment"]).capitalize()
     scopes = f"/subscriptions/{subscription_id}"
     if scope == "resource-group":
-        group = re.sub(r"\$\((\w+)\)", lambda m: str(variables[m.group(1)]), variables["resource_group"])
+        group = re.sub(
+            r"\$\((\w+)\)", lambda m: str(variables[m.group(1)]), variables["resource_group"]
+        )
         scopes += f"/resourceGroups/{group}"
-    return (f"az ad sp create-for-rbac --name Azure-ARM-{environment}-{project} "
-            f"--role Contributor --scopes {scopes}")
+    return (
+        f"az ad sp create-for-rbac --name Azure-ARM-{environment}-{project} "
+        f"--role Contributor --scopes {scopes}"
+    )
 
 
 # --------------------------------------------------------------------------- local runner
@@ -264,10 +281,17 @@ def _client():
     return MlflowClient()
 
 
-def run_component(component, inputs: Mapping[str, Any], outputs: Mapping[str, Path | str], *,
-                  code_dir: Path | str | None = None, name: str | None = None,
-                  experiment_id: str | None = None, parent_run_id: str | None = None,
-                  extra_env: Mapping[str, str] | None = None) -> StepResult:
+def run_component(
+    component,
+    inputs: Mapping[str, Any],
+    outputs: Mapping[str, Path | str],
+    *,
+    code_dir: Path | str | None = None,
+    name: str | None = None,
+    experiment_id: str | None = None,
+    parent_run_id: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> StepResult:
     """Run one command component locally: inputs (component defaults fill the gaps), outputs as
     folders, ``code`` folder as working directory (or ``code_dir``), one MLflow run for the step."""
     import mlflow
@@ -291,7 +315,9 @@ def run_component(component, inputs: Mapping[str, Any], outputs: Mapping[str, Pa
         folders[key] = Path(outputs[key]).resolve()
         folders[key].mkdir(parents=True, exist_ok=True)
         values[f"outputs.{key}"] = folders[key]
-    cwd = Path(code_dir) if code_dir else (Path(component.base_path) / str(component.code)).resolve()
+    cwd = (
+        Path(code_dir) if code_dir else (Path(component.base_path) / str(component.code)).resolve()
+    )
     argv = render_command(component.command, values)
 
     client = _client()
@@ -301,21 +327,31 @@ def run_component(component, inputs: Mapping[str, Any], outputs: Mapping[str, Pa
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     run = client.create_run(experiment_id, run_name=name, tags=tags)
-    client.log_batch(run.info.run_id, params=[
-        mlflow.entities.Param(f"input.{k}", str(v)[:500]) for k, v in bound.items()
-    ])
+    client.log_batch(
+        run.info.run_id,
+        params=[mlflow.entities.Param(f"input.{k}", str(v)[:500]) for k, v in bound.items()],
+    )
     env = dict(os.environ)
-    env.update({"MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), "MLFLOW_RUN_ID": run.info.run_id,
-                "PYTHONUNBUFFERED": "1", "MLFLOW_DISABLE_TELEMETRY": "true"})
+    env.update(
+        {
+            "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+            "MLFLOW_RUN_ID": run.info.run_id,
+            "PYTHONUNBUFFERED": "1",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+        }
+    )
     env.update(extra_env or {})
     started = time.monotonic()
-    completed = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
-                               stdin=subprocess.DEVNULL)
+    completed = subprocess.run(
+        argv, cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
     seconds = round(time.monotonic() - started, 2)
     if completed.returncode != 0:
         client.set_terminated(run.info.run_id, "FAILED")
         tail = "\n".join(completed.stderr.strip().splitlines()[-8:])
-        raise StepFailed(f"Step {name!r} exited with code {completed.returncode}; its last lines:\n{tail}")
+        raise StepFailed(
+            f"Step {name!r} exited with code {completed.returncode}; its last lines:\n{tail}"
+        )
     if client.get_run(run.info.run_id).info.status == "RUNNING":  # a step that logged nothing
         client.set_terminated(run.info.run_id, "FINISHED")
     return StepResult(name, argv, cwd, bound, folders, run.info.run_id, seconds, completed.stdout)
@@ -331,14 +367,23 @@ def _asset_path(value: Any, data_assets: Mapping[str, Any]) -> Any:
         found = data_assets[asset]
         return getattr(found, "path", found)
     if str(path).startswith("azureml:") or not Path(str(path)).exists():
-        raise CourseError(f"Input path {path!r} is not a local file or a known data asset "
-                          f"(known: {sorted(data_assets) or 'none'}).")
+        raise CourseError(
+            f"Input path {path!r} is not a local file or a known data asset "
+            f"(known: {sorted(data_assets) or 'none'})."
+        )
     return path
 
 
-def run_pipeline(job, workdir: Path | str, *, inputs: Mapping[str, Any] | None = None,
-                 data_assets: Mapping[str, Any] | None = None, experiment_name: str | None = None,
-                 display_name: str | None = None, verbose: bool = True) -> PipelineRun:
+def run_pipeline(
+    job,
+    workdir: Path | str,
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    data_assets: Mapping[str, Any] | None = None,
+    experiment_name: str | None = None,
+    display_name: str | None = None,
+    verbose: bool = True,
+) -> PipelineRun:
     """Run a loaded pipeline job (``load_job(...)``) locally, step by step, in dependency order.
 
     ``inputs`` overrides the pipeline's inputs (like ``--set inputs.alpha=0.1``); ``data_assets``
@@ -353,12 +398,18 @@ def run_pipeline(job, workdir: Path | str, *, inputs: Mapping[str, Any] | None =
     experiment_name = experiment_name or job.experiment_name or "Default"
     client = _client()
     experiment = client.get_experiment_by_name(experiment_name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(experiment_name)
-    parent = client.create_run(experiment_id, run_name=display_name or job.display_name,
-                               tags={"azureml.pipeline": job.display_name or ""})
-    client.log_batch(parent.info.run_id, params=[
-        mlflow.entities.Param(k, str(v)[:500]) for k, v in parent_inputs.items()
-    ])
+    experiment_id = (
+        experiment.experiment_id if experiment else client.create_experiment(experiment_name)
+    )
+    parent = client.create_run(
+        experiment_id,
+        run_name=display_name or job.display_name,
+        tags={"azureml.pipeline": job.display_name or ""},
+    )
+    client.log_batch(
+        parent.info.run_id,
+        params=[mlflow.entities.Param(k, str(v)[:500]) for k, v in parent_inputs.items()],
+    )
     result = PipelineRun(parent.info.run_id, experiment_name)
     try:
         for name in step_order(job):
@@ -377,14 +428,24 @@ def run_pipeline(job, workdir: Path | str, *, inputs: Mapping[str, Any] | None =
             for key, value in node.outputs.items():
                 match = BINDING.match(str(_binding(value)))
                 if match and match.group(1) == "outputs":
-                    step_outputs[key] = result.outputs[match.group(2)] = workdir / "outputs" / match.group(2)
+                    step_outputs[key] = result.outputs[match.group(2)] = (
+                        workdir / "outputs" / match.group(2)
+                    )
                 else:
                     step_outputs[key] = workdir / name / key
-            step = run_component(node.component, step_inputs, step_outputs, name=name,
-                                 experiment_id=experiment_id, parent_run_id=parent.info.run_id)
+            step = run_component(
+                node.component,
+                step_inputs,
+                step_outputs,
+                name=name,
+                experiment_id=experiment_id,
+                parent_run_id=parent.info.run_id,
+            )
             result.steps[name] = step
             if verbose:
-                print(f"  {name:<9} {step.stdout.strip().splitlines()[-1] if step.stdout.strip() else 'done'}")
+                print(
+                    f"  {name:<9} {step.stdout.strip().splitlines()[-1] if step.stdout.strip() else 'done'}"
+                )
     except BaseException:
         client.set_terminated(parent.info.run_id, "FAILED")
         raise
@@ -425,7 +486,9 @@ class LocalEndpoint:
             live = int(_client().get_model_version_by_alias(self.model_name, self.alias).version)
         except Exception:  # noqa: BLE001 - no alias yet: no traffic anywhere
             live = None
-        return {name: 100 if version == live else 0 for name, (version, _) in self.deployments.items()}
+        return {
+            name: 100 if version == live else 0 for name, (version, _) in self.deployments.items()
+        }
 
     def invoke(self, body: Mapping, deployment: str | None = None) -> dict:
         """POST ``body`` to the deployment the traffic rule picks, or to ``deployment`` directly."""
@@ -434,8 +497,10 @@ class LocalEndpoint:
         if deployment is None:
             live = [name for name, share in self.traffic.items() if share == 100]
             if not live:
-                raise CourseError(f"Endpoint {self.name!r} has no deployment with traffic: set the "
-                                  f"alias {self.alias!r} of {self.model_name!r} to a deployed version.")
+                raise CourseError(
+                    f"Endpoint {self.name!r} has no deployment with traffic: set the "
+                    f"alias {self.alias!r} of {self.model_name!r} to a deployed version."
+                )
             deployment = live[0]
         _, server = self.deployments[deployment]
         response = requests.post(f"{server.url}/invocations", json=mlflow_request(body), timeout=30)
@@ -453,8 +518,10 @@ def azure_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     has_principal = all(environ.get(v) for v in SERVICE_PRINCIPAL_VARIABLES)
     has_cli = bool(environ.get("AZURE_USE_CLI_LOGIN"))
     if not (has_principal or has_cli):
-        missing.append("a credential (AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET "
-                       "of a service principal, or AZURE_USE_CLI_LOGIN=1 after `az login`)")
+        missing.append(
+            "a credential (AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET "
+            "of a service principal, or AZURE_USE_CLI_LOGIN=1 after `az login`)"
+        )
     if missing:
         raise AzureCredentialsMissing(
             f"TARGET='azure' needs {', '.join(missing)}; set them or run with TARGET='local'."
@@ -468,11 +535,17 @@ def ml_client_from_env(environ: Mapping[str, str] | None = None):
     from azure.ai.ml import MLClient
     from azure.identity import DefaultAzureCredential
 
-    return MLClient(DefaultAzureCredential(), settings["AZURE_SUBSCRIPTION_ID"],
-                    settings["AZURE_RESOURCE_GROUP"], settings["AZURE_ML_WORKSPACE"])
+    return MLClient(
+        DefaultAzureCredential(),
+        settings["AZURE_SUBSCRIPTION_ID"],
+        settings["AZURE_RESOURCE_GROUP"],
+        settings["AZURE_ML_WORKSPACE"],
+    )
 
 
-def submit_to_azure(ml_client, root: Path | str | None = None, *, wait: bool = True) -> dict[str, Any]:
+def submit_to_azure(
+    ml_client, root: Path | str | None = None, *, wait: bool = True
+) -> dict[str, Any]:
     """What the three DevOps pipelines do, through the SDK: environment, data, the training
     pipeline job, the endpoint, blue and green deployments, traffic to blue."""
     quiet_sdk_logs()
@@ -487,7 +560,9 @@ def submit_to_azure(ml_client, root: Path | str | None = None, *, wait: bool = T
     root = Path(root) if root else walkthrough_dir()
     aml = root / "mlops" / "azureml"
     done: dict[str, Any] = {}
-    done["environment"] = ml_client.environments.create_or_update(load_environment(aml / "train" / "train-env.yml"))
+    done["environment"] = ml_client.environments.create_or_update(
+        load_environment(aml / "train" / "train-env.yml")
+    )
     done["data"] = ml_client.data.create_or_update(load_data(aml / "train" / "data.yml"))
     job = ml_client.jobs.create_or_update(load_job(aml / "train" / "pipeline.yml"))
     done["job"] = job
@@ -496,7 +571,9 @@ def submit_to_azure(ml_client, root: Path | str | None = None, *, wait: bool = T
     endpoint = load_online_endpoint(aml / "deploy" / "online" / "online-endpoint.yml")
     done["endpoint"] = ml_client.online_endpoints.begin_create_or_update(endpoint).result()
     for color in ("blue", "green"):
-        deployment = load_online_deployment(aml / "deploy" / "online" / f"online-deployment-{color}.yml")
+        deployment = load_online_deployment(
+            aml / "deploy" / "online" / f"online-deployment-{color}.yml"
+        )
         done[color] = ml_client.online_deployments.begin_create_or_update(deployment).result()
     endpoint.traffic = {"blue": 100, "green": 0}
     done["traffic"] = ml_client.online_endpoints.begin_create_or_update(endpoint).result()

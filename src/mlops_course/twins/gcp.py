@@ -66,13 +66,19 @@ NAME_ATTRIBUTES = (
 )
 # The prefix convention: every named resource starts with "<prefix>-<environment>" (or its
 # underscore form where a name cannot hold dashes, as in BigQuery datasets).
-PREFIX_FORMS = ("${local.name_prefix}", "${local.dataset_prefix}", "${var.prefix}-${var.environment}")
+PREFIX_FORMS = (
+    "${local.name_prefix}",
+    "${local.dataset_prefix}",
+    "${var.prefix}-${var.environment}",
+)
 
 
 class PipelineStopped(CourseError):
     """A local pipeline run failed; ``task`` names the step and ``report`` says why."""
 
-    def __init__(self, message: str, task: str | None = None, report: str = "", run_dir: Path | None = None):
+    def __init__(
+        self, message: str, task: str | None = None, report: str = "", run_dir: Path | None = None
+    ):
         super().__init__(message)
         self.task = task
         self.report = report
@@ -106,7 +112,9 @@ def pipeline_root(workdir: Path | str, name: str = "pipeline-root") -> Path:
 def run_dirs(root: Path | str, pipeline_name: str) -> list[Path]:
     """Run folders of one pipeline under a pipeline root, oldest first (``<name>-<timestamp>``)."""
     pattern = re.compile(re.escape(pipeline_name) + r"-\d{4}(-\d+){6}$")
-    found = [p for p in Path(root).glob(f"{pipeline_name}-*") if p.is_dir() and pattern.match(p.name)]
+    found = [
+        p for p in Path(root).glob(f"{pipeline_name}-*") if p.is_dir() and pattern.match(p.name)
+    ]
     return sorted(found, key=lambda p: p.name)
 
 
@@ -128,7 +136,9 @@ def task_outputs(run_dir: Path | str, task: str) -> dict:
 
 # --------------------------------------------------------------------------- local runs
 
-_FAILED_TASK = re.compile(r"Inner task failed: '([^']+)'|Task '([^']+)' finished with status FAILURE")
+_FAILED_TASK = re.compile(
+    r"Inner task failed: '([^']+)'|Task '([^']+)' finished with status FAILURE"
+)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -195,7 +205,9 @@ def _pipeline_name(pipeline_func: Callable) -> str:
     spec = getattr(pipeline_func, "pipeline_spec", None)
     if spec is not None:
         return spec.pipeline_info.name
-    return getattr(pipeline_func, "name", getattr(pipeline_func, "__name__", "pipeline")).replace("_", "-")
+    return getattr(pipeline_func, "name", getattr(pipeline_func, "__name__", "pipeline")).replace(
+        "_", "-"
+    )
 
 
 def _task_report(run_dir: Path, task: str) -> str:
@@ -231,10 +243,13 @@ def render_model_card(
 ) -> str:
     """A self-contained HTML model card: overview, performance statistics, plots as base64 PNG."""
     esc = html.escape
-    rows = "".join(f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>" for k, v in overview.items())
+    rows = "".join(
+        f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>" for k, v in overview.items()
+    )
     stats = "".join(
-        f"<tr><th>{esc(k)}</th><td>{v:.4f}</td></tr>" if isinstance(v, float) else
-        f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>"
+        f"<tr><th>{esc(k)}</th><td>{v:.4f}</td></tr>"
+        if isinstance(v, float)
+        else f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>"
         for k, v in statistics.items()
     )
     images = "".join(
@@ -299,7 +314,9 @@ def submit_to_vertex(
         import google.auth
         from google.auth.exceptions import DefaultCredentialsError
     except ImportError:  # pragma: no cover - google-auth comes with kfp
-        raise CloudUnavailable("TARGET='gcp' needs google-auth (pip install google-auth).") from None
+        raise CloudUnavailable(
+            "TARGET='gcp' needs google-auth (pip install google-auth)."
+        ) from None
     try:
         _, found_project = google.auth.default()
     except DefaultCredentialsError:
@@ -379,7 +396,9 @@ def resource_name(body: Mapping) -> str | None:
     return None
 
 
-def terraform_problems(root: Path | str | None = None, environments: Iterable[str] = TERRAFORM_ENVIRONMENTS) -> list[str]:
+def terraform_problems(
+    root: Path | str | None = None, environments: Iterable[str] = TERRAFORM_ENVIRONMENTS
+) -> list[str]:
     """Everything wrong with the Terraform environments, one sentence each (empty: all good).
 
     Checks: each environment has main.tf, variables.tf, terraform.tfvars and outputs.tf; all
@@ -406,9 +425,13 @@ def terraform_problems(root: Path | str | None = None, environments: Iterable[st
             continue
         inventories[env] = set(resources)
         for missing in sorted(used - declared):
-            problems.append(f"Expected variable {missing!r} used in {env} to be declared, found no declaration.")
+            problems.append(
+                f"Expected variable {missing!r} used in {env} to be declared, found no declaration."
+            )
         for unknown in sorted(set(tfvars) - declared):
-            problems.append(f"Expected {env}/terraform.tfvars to set declared variables only, found {unknown!r}.")
+            problems.append(
+                f"Expected {env}/terraform.tfvars to set declared variables only, found {unknown!r}."
+            )
         for address, body in sorted(resources.items()):
             name = resource_name(body)
             if name is not None and not name.startswith(PREFIX_FORMS):
@@ -437,8 +460,13 @@ def check_schema(paths: Iterable[Path | str], builtin: str) -> tuple[bool, str]:
     Returns (passed, output). Runs offline: the vendored schemas ship with check-jsonschema.
     """
     command = [
-        sys.executable, "-m", "check_jsonschema", "--builtin-schema", builtin,
-        "--no-cache", *map(str, paths),
+        sys.executable,
+        "-m",
+        "check_jsonschema",
+        "--builtin-schema",
+        builtin,
+        "--no-cache",
+        *map(str, paths),
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     return done.returncode == 0, (done.stdout + done.stderr).strip()

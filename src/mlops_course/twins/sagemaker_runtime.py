@@ -34,10 +34,12 @@ def make_handler(routes_path: Path) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "SageMakerRuntimeTwin/1.0"
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: object) -> None:  # stdlib signature
             print(f"{self.address_string()} {format % args}", flush=True)
 
-        def _answer(self, status: int, body: bytes, content_type: str, error_type: str | None = None) -> None:
+        def _answer(
+            self, status: int, body: bytes, content_type: str, error_type: str | None = None
+        ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -51,14 +53,17 @@ def make_handler(routes_path: Path) -> type[BaseHTTPRequestHandler]:
             body = json.dumps({"__type": error_type, "message": message}).encode()
             self._answer(status, body, "application/json", error_type)
 
-        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        def do_GET(self) -> None:  # stdlib name
             if self.path in ("/ping", "/"):
-                self._answer(200, json.dumps({"routes": sorted(load_routes(routes_path))}).encode(),
-                             "application/json")
+                self._answer(
+                    200,
+                    json.dumps({"routes": sorted(load_routes(routes_path))}).encode(),
+                    "application/json",
+                )
             else:
                 self._error(404, "UnknownOperationException", f"No operation at GET {self.path}.")
 
-        def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        def do_POST(self) -> None:  # stdlib name
             parts = self.path.split("?")[0].strip("/").split("/")
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
@@ -68,34 +73,54 @@ def make_handler(routes_path: Path) -> type[BaseHTTPRequestHandler]:
             name = urllib.request.unquote(parts[1])
             target = load_routes(routes_path).get(name)
             if target is None:
-                self._error(400, "ValidationError", f"Endpoint {name} of account {ACCOUNT} not found.")
+                self._error(
+                    400, "ValidationError", f"Endpoint {name} of account {ACCOUNT} not found."
+                )
                 return
             request = urllib.request.Request(
-                target.rstrip("/") + "/invocations", data=body, method="POST",
+                target.rstrip("/") + "/invocations",
+                data=body,
+                method="POST",
                 headers={"Content-Type": self.headers.get("Content-Type", "application/json")},
             )
             try:
                 with urllib.request.urlopen(request, timeout=60) as response:
-                    self._answer(200, response.read(), response.headers.get("Content-Type", "application/json"))
+                    self._answer(
+                        200,
+                        response.read(),
+                        response.headers.get("Content-Type", "application/json"),
+                    )
             except urllib.error.HTTPError as error:
                 # SageMaker reports a container's own error answer as ModelError (HTTP 424).
                 detail = error.read().decode(errors="replace")[:2000]
-                self._error(424, "ModelError",
-                            f"Received client error ({error.code}) from primary with message \"{detail}\".")
+                self._error(
+                    424,
+                    "ModelError",
+                    f'Received client error ({error.code}) from primary with message "{detail}".',
+                )
             except (urllib.error.URLError, OSError) as error:
-                self._error(503, "ServiceUnavailable", f"The container of endpoint {name} did not answer: {error}.")
+                self._error(
+                    503,
+                    "ServiceUnavailable",
+                    f"The container of endpoint {name} did not answer: {error}.",
+                )
 
     return Handler
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--routes", required=True, help="JSON file: {endpoint name: scoring server URL}")
+    parser.add_argument(
+        "--routes", required=True, help="JSON file: {endpoint name: scoring server URL}"
+    )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
     server = ThreadingHTTPServer((args.host, args.port), make_handler(Path(args.routes)))
-    print(f"SageMaker runtime twin on http://{args.host}:{args.port}, routes in {args.routes}", flush=True)
+    print(
+        f"SageMaker runtime twin on http://{args.host}:{args.port}, routes in {args.routes}",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

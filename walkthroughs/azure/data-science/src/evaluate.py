@@ -50,8 +50,9 @@ def main() -> None:
     promote = bool(should_promote(candidate_rmse, production_rmse, args.min_gain))
 
     with mlflow.start_run():
-        mlflow.log_metrics({"test_rmse": candidate_rmse,
-                            "test_r2": float(r2_score(y, candidate.predict(X)))})
+        mlflow.log_metrics(
+            {"test_rmse": candidate_rmse, "test_r2": float(r2_score(y, candidate.predict(X)))}
+        )
         if production_rmse is not None:
             mlflow.log_metric("production_rmse", production_rmse)
         mlflow.log_param("min_gain", args.min_gain)
@@ -60,10 +61,18 @@ def main() -> None:
     output = Path(args.evaluation_output)
     output.mkdir(parents=True, exist_ok=True)
     (output / "deploy_flag").write_text(str(int(promote)))
-    (output / "metrics.json").write_text(json.dumps(
-        {"test_rmse": candidate_rmse, "production_rmse": production_rmse, "min_gain": args.min_gain}
-    ))
-    versus = "no production model" if production_rmse is None else f"production {production_rmse:.2f}"
+    (output / "metrics.json").write_text(
+        json.dumps(
+            {
+                "test_rmse": candidate_rmse,
+                "production_rmse": production_rmse,
+                "min_gain": args.min_gain,
+            }
+        )
+    )
+    versus = (
+        "no production model" if production_rmse is None else f"production {production_rmse:.2f}"
+    )
     print(f"evaluate: candidate RMSE {candidate_rmse:.2f} vs {versus}: deploy_flag={int(promote)}")
 
 

@@ -41,7 +41,8 @@ def main() -> None:
     client = MlflowClient()
     fingerprint = client.get_run(fields["run_id"]).data.tags.get("fingerprint", "")
     same = [
-        v for v in client.search_model_versions(f"name = '{args.model_name}'")
+        v
+        for v in client.search_model_versions(f"name = '{args.model_name}'")
         if fingerprint and v.tags.get("fingerprint") == fingerprint
     ]
     if same:
@@ -50,7 +51,9 @@ def main() -> None:
         registered = mlflow.register_model(f"models:/{fields['model_id']}", args.model_name)
         version = int(registered.version)
         client.set_model_version_tag(args.model_name, str(version), "fingerprint", fingerprint)
-    client.set_model_version_tag(args.model_name, str(version), "test_rmse", f"{metrics['test_rmse']:.4f}")
+    client.set_model_version_tag(
+        args.model_name, str(version), "test_rmse", f"{metrics['test_rmse']:.4f}"
+    )
     with mlflow.start_run():
         mlflow.log_param("registered_version", version)
     (output / "model_info.json").write_text(

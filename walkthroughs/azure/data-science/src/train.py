@@ -50,8 +50,11 @@ def main() -> None:
             model,
             name="model",
             signature=infer_signature(X, model.predict(X)),
-            pip_requirements=[f"mlflow=={mlflow.__version__}", f"scikit-learn=={sklearn.__version__}",
-                              f"cloudpickle=={cloudpickle.__version__}"],
+            pip_requirements=[
+                f"mlflow=={mlflow.__version__}",
+                f"scikit-learn=={sklearn.__version__}",
+                f"cloudpickle=={cloudpickle.__version__}",
+            ],
             # skops (MLflow 3's default) is safer to load but costs seconds per process here;
             # cloudpickle runs code when loaded: load only models your own pipeline produced.
             serialization_format="cloudpickle",

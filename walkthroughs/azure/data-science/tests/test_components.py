@@ -5,8 +5,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from prep import split_rows  # noqa: E402
-from promotion import should_promote  # noqa: E402
+from prep import split_rows
+from promotion import should_promote
 
 
 def test_split_keeps_every_row_once():
