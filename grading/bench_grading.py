@@ -14,37 +14,35 @@ import shutil
 import time
 from pathlib import Path
 
-from mlops_course import grader, grading, sandbox
-
-REPO = Path(__file__).resolve().parents[1]
+from mlops_course import paths
+from mlops_course.instructor.grading import classgrade, courses, fixtures, release, sandbox
+from mlops_course.instructor.grading.submissions import submit
 
 
 def make_class(folder: Path, assignment: str, count: int) -> Path:
     """`count` submissions cycling through the solution, the blank release and each fixture."""
-    author = grading.build_course(folder / "author", REPO, [assignment])
-    grading.nbgrader(author, "generate_assignment", assignment, "--force")
-    release = grading.release_notebook(author, assignment)
+    author = courses.make_course(folder / "author", [assignment])
+    courses.nbgrader(author, "generate_assignment", assignment, "--force")
+    release_path = courses.release_notebook(author, assignment)
     solution = author / "source" / assignment / f"{assignment}.ipynb"
-    variants = [grading.fill_release(release, solution), release]
+    variants = [release.fill_release(release_path, solution), release_path]
     variants += [
-        grading.fill_release(release, solution, f.replace)
-        for f in grading.fixtures(REPO, assignment)
+        release.fill_release(release_path, solution, f.replace)
+        for f in fixtures.fixtures(assignment)
     ]
-    submissions = folder / "submissions"
+    class_dir = folder / "submissions"
     for i in range(count):
-        grading.submit(
-            submissions.parent / "tmp", f"student{i:03d}", assignment, variants[i % len(variants)]
-        )
-    shutil.move(str(submissions.parent / "tmp" / "submitted"), submissions)
-    return submissions
+        submit(folder / "tmp", f"student{i:03d}", assignment, variants[i % len(variants)])
+    shutil.move(str(folder / "tmp" / "submitted"), class_dir)
+    return class_dir
 
 
-def sequential(folder: Path, assignment: str, submissions: Path) -> float:
-    course = grading.build_course(folder / "sequential", REPO, [assignment])
-    grading.nbgrader(course, "generate_assignment", assignment, "--force")
-    shutil.copytree(submissions, course / "submitted")
+def sequential(folder: Path, assignment: str, class_dir: Path) -> float:
+    course = courses.make_course(folder / "sequential", [assignment])
+    courses.nbgrader(course, "generate_assignment", assignment, "--force")
+    shutil.copytree(class_dir, course / "submitted")
     started = time.monotonic()
-    grading.nbgrader(course, "autograde", assignment, "--force", timeout=7200)
+    courses.nbgrader(course, "autograde", assignment, "--force", timeout=7200)
     return time.monotonic() - started
 
 
@@ -54,23 +52,22 @@ def main() -> None:
     parser.add_argument("--submissions", type=int, default=40)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    folder = REPO / "build" / "bench-grading"
+    folder = paths.build_dir() / "bench-grading"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    submissions = make_class(folder, args.assignment, args.submissions)
+    class_dir = make_class(folder, args.assignment, args.submissions)
     print(
         f"{args.submissions} submissions of {args.assignment}; plain sequential nbgrader autograde ..."
     )
-    plain = sequential(folder, args.assignment, submissions)
+    plain = sequential(folder, args.assignment, class_dir)
     print(f"  {plain:.1f} s; mlops-course grade with {args.workers} workers and the sandbox ...")
     started = time.monotonic()
-    grader.grade_class(
+    classgrade.grade_class(
         args.assignment,
-        submissions,
+        class_dir,
         folder / "out",
         workers=args.workers,
         use_sandbox=sandbox.available(),
-        repo=REPO,
         progress=lambda m: print("  " + m),
     )
     ours = time.monotonic() - started
@@ -87,7 +84,7 @@ def main() -> None:
             "grade_command": round(ours / args.submissions, 2),
         },
     }
-    (REPO / "build" / "bench-grading.json").write_text(json.dumps(result, indent=2))
+    (paths.build_dir() / "bench-grading.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mlops_course import execution
+from mlops_course import paths
 
 REPO = Path(__file__).resolve().parents[1]
-ASSIGNMENTS = [p.stem for p in execution.discover(REPO)]
+ASSIGNMENTS = [p.stem for p in paths.solution_notebooks()]
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_course.twins import aws
+from mlops_course.runtime.twins import aws, cdk
 
 from .conftest import REPO
 
@@ -27,7 +27,7 @@ CDK_APP = REPO / "walkthroughs" / "aws"
 
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory):
-    return aws.cdk_synth(CDK_APP, tmp_path_factory.mktemp("cdk") / "cdk.out", timeout=300)
+    return cdk.cdk_synth(CDK_APP, tmp_path_factory.mktemp("cdk") / "cdk.out", timeout=300)
 
 
 def test_cdk_template_has_the_chapters_services(synthesized):
@@ -146,11 +146,11 @@ def test_aws_code_path_with_mock_aws(no_credentials, monkeypatch, tmp_path):
             info = tarfile.TarInfo("MLmodel")
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-        s3 = aws.client("s3", env)
+        s3 = aws.boto_client("s3", env)
         s3.put_object(
             Bucket="course-bucket", Key="deployment1/model.tar.gz", Body=archive.getvalue()
         )
-        sagemaker = aws.client("sagemaker", env)
+        sagemaker = aws.boto_client("sagemaker", env)
         sagemaker.create_model(
             ModelName="m1",
             ExecutionRoleArn=role,
@@ -181,8 +181,8 @@ def test_aws_code_path_with_mock_aws(no_credentials, monkeypatch, tmp_path):
 CHILD = """
 import json, sys, time
 from pathlib import Path
-from mlops_course import servers
-from mlops_course.twins import aws
+from mlops_course.runtime import servers
+from mlops_course.runtime.twins import aws
 d = Path(sys.argv[1])
 pg = aws.start_postgres(d / "pg", log_dir=d / "logs")
 moto = servers.s3_server(log_dir=d / "logs").start()

@@ -11,11 +11,12 @@ from unittest import mock
 
 import pytest
 
-from mlops_course import servers
-from mlops_course.errors import CourseError
-from mlops_course.twins import azure as twin
+from mlops_course import paths
+from mlops_course.runtime import processes
+from mlops_course.runtime.errors import CourseError
+from mlops_course.runtime.twins import azure, azureml
 
-WALK = twin.walkthrough_dir()
+WALK = paths.walkthrough("azure")
 AML = WALK / "mlops" / "azureml"
 ADO_FILES = sorted((WALK / "mlops" / "devops-pipelines").rglob("*.yml"))
 CONFIG_FILES = sorted(WALK.glob("config-infra-*.yml"))
@@ -55,10 +56,10 @@ def _corrupt(source: Path, old: str, new: str, folder: Path) -> Path:
 def test_every_file_is_valid():
     started = time.monotonic()
     assert len(ADO_FILES) >= 15, f"Expected the pipelines and their templates, found {ADO_FILES}"
-    assert twin.check_ado_files(ADO_FILES) == []
-    assert twin.check_variables_files(CONFIG_FILES) == []
+    assert azure.check_ado_files(ADO_FILES) == []
+    assert azure.check_variables_files(CONFIG_FILES) == []
     for kind, path in AZURE_ML_FILES:
-        assert twin.azure_ml_problem(kind, path) is None, f"{path} does not load as {kind}"
+        assert azure.azure_ml_problem(kind, path) is None, f"{path} does not load as {kind}"
     SECONDS["validation"] = time.monotonic() - started
 
 
@@ -105,12 +106,12 @@ def test_service_principal_command():
     import yaml
 
     config = yaml.safe_load((WALK / "config-infra-prod.yml").read_text())
-    wide = twin.service_principal_command(config, "proj", "SUB", scope="subscription")
+    wide = azure.service_principal_command(config, "proj", "SUB", scope="subscription")
     assert (
         wide
         == "az ad sp create-for-rbac --name Azure-ARM-Prod-proj --role Contributor --scopes /subscriptions/SUB"
     )
-    narrow = twin.service_principal_command(config, "proj", "SUB")
+    narrow = azure.service_principal_command(config, "proj", "SUB")
     assert narrow.endswith("--scopes /subscriptions/SUB/resourceGroups/rg-mlopsv2-0426prod")
 
 
@@ -137,7 +138,7 @@ def test_service_principal_command():
 )
 def test_a_corrupted_pipeline_is_rejected(tmp_path, source, old, new):
     bad = _corrupt(WALK / source, old, new, tmp_path)
-    problems = twin.check_ado_files([bad])
+    problems = azure.check_ado_files([bad])
     assert problems and problems[0].startswith(bad.name), problems
 
 
@@ -149,13 +150,15 @@ def test_a_corrupted_variables_file_is_rejected(tmp_path):
         "training_target_max_nodes: four",
         tmp_path,
     )
-    assert any("training_target_max_nodes" in p for p in twin.check_variables_files([four], schema))
+    assert any(
+        "training_target_max_nodes" in p for p in azure.check_variables_files([four], schema)
+    )
     missing = _corrupt(
         WALK / "config-infra-dev.yml", "  training_target: cpu-cluster\n", "", tmp_path
     )
-    assert any("training_target" in p for p in twin.check_variables_files([missing], schema))
+    assert any("training_target" in p for p in azure.check_variables_files([missing], schema))
     # A variables template is not a pipeline: the pipeline schema alone would not do.
-    assert twin.check_ado_files([WALK / "config-infra-prod.yml"])
+    assert azure.check_ado_files([WALK / "config-infra-prod.yml"])
 
 
 @pytest.mark.parametrize(
@@ -193,7 +196,7 @@ def test_a_corrupted_azure_ml_file_is_rejected(tmp_path, kind, source, old, new,
     bad = copy / "mlops" / "azureml" / source
     assert old in bad.read_text(), f"{old!r} is not in {source}: update the test"
     bad.write_text(bad.read_text().replace(old, new, 1))
-    problem = twin.azure_ml_problem(kind, bad)
+    problem = azure.azure_ml_problem(kind, bad)
     assert problem and field in problem, problem
 
 
@@ -220,9 +223,9 @@ def store(tmp_path_factory):
 
 
 def test_step_order_and_command_rendering(store):
-    job = twin.load_azure_ml_file("job", store["walk"] / "mlops/azureml/train/pipeline.yml")
-    assert twin.step_order(job) == ["prep", "train", "evaluate", "register"]
-    argv = twin.render_command(
+    job = azure.load_azure_ml_file("job", store["walk"] / "mlops/azureml/train/pipeline.yml")
+    assert azureml.step_order(job) == ["prep", "train", "evaluate", "register"]
+    argv = azureml.render_command(
         "python train.py --a ${{inputs.a}} --o ${{outputs.o}}",
         {"inputs.a": "x y", "outputs.o": Path("/out")},
     )
@@ -230,17 +233,17 @@ def test_step_order_and_command_rendering(store):
         "python"
     )
     with pytest.raises(CourseError):
-        twin.render_command("python t.py ${{inputs.missing}}", {})
+        azureml.render_command("python t.py ${{inputs.missing}}", {})
 
 
 def test_local_pipeline_registers_a_model_with_its_metrics(store):
     from mlflow import MlflowClient
 
     walk = store["walk"]
-    job = twin.load_azure_ml_file("job", walk / "mlops/azureml/train/pipeline.yml")
-    data = twin.load_azure_ml_file("data", walk / "mlops/azureml/train/data.yml")
+    job = azure.load_azure_ml_file("job", walk / "mlops/azureml/train/pipeline.yml")
+    data = azure.load_azure_ml_file("data", walk / "mlops/azureml/train/data.yml")
     started = time.monotonic()
-    run = twin.run_pipeline(
+    run = azureml.run_pipeline(
         job, store["folder"] / "run", data_assets={"diabetes-data": data}, verbose=False
     )
     SECONDS["local pipeline run"] = time.monotonic() - started
@@ -267,13 +270,13 @@ def test_local_pipeline_registers_a_model_with_its_metrics(store):
     original = broken.read_text()
     broken.write_text("raise SystemExit('prep is broken')\n")
     try:
-        with pytest.raises(twin.StepFailed, match="Step 'prep' exited with code 1"):
-            twin.run_pipeline(
+        with pytest.raises(azureml.StepFailed, match="Step 'prep' exited with code 1"):
+            azureml.run_pipeline(
                 job, store["folder"] / "failed", data_assets={"diabetes-data": data}, verbose=False
             )
     finally:
         broken.write_text(original)
-    assert not servers.running_servers()
+    assert not processes.running_servers()
 
 
 def test_components_unit_tests_pass():
@@ -299,25 +302,25 @@ def test_components_unit_tests_pass():
 
 def test_mlflow_request_translates_azure_bodies():
     body = {"input_data": {"columns": ["a"], "index": [0], "data": [[1.0]]}}
-    assert twin.mlflow_request(body) == {"dataframe_split": body["input_data"]}
-    assert twin.mlflow_request({"inputs": [1]}) == {"inputs": [1]}
+    assert azureml.mlflow_request(body) == {"dataframe_split": body["input_data"]}
+    assert azureml.mlflow_request({"inputs": [1]}) == {"inputs": [1]}
 
 
 # ------------------------------------------------------------------ the cloud path
 
 
 def test_azure_needs_credentials():
-    with pytest.raises(twin.AzureCredentialsMissing, match="AZURE_SUBSCRIPTION_ID"):
-        twin.azure_settings({})
+    with pytest.raises(azure.AzureCredentialsMissing, match="AZURE_SUBSCRIPTION_ID"):
+        azure.azure_settings({})
     workspace = {
         "AZURE_SUBSCRIPTION_ID": "s",
         "AZURE_RESOURCE_GROUP": "rg",
         "AZURE_ML_WORKSPACE": "ws",
     }
-    with pytest.raises(twin.AzureCredentialsMissing, match="credential"):
-        twin.azure_settings(workspace)
+    with pytest.raises(azure.AzureCredentialsMissing, match="credential"):
+        azure.azure_settings(workspace)
     principal = {"AZURE_CLIENT_ID": "c", "AZURE_TENANT_ID": "t", "AZURE_CLIENT_SECRET": "x"}
-    assert twin.azure_settings({**workspace, **principal}) == workspace
+    assert azure.azure_settings({**workspace, **principal}) == workspace
 
 
 def test_ml_client_from_env_builds_the_client():
@@ -331,13 +334,13 @@ def test_ml_client_from_env_builds_the_client():
         mock.patch("azure.ai.ml.MLClient") as client_class,
         mock.patch("azure.identity.DefaultAzureCredential") as credential,
     ):
-        twin.ml_client_from_env(environ)
+        azure.ml_client_from_env(environ)
     client_class.assert_called_once_with(credential.return_value, "sub", "rg", "ws")
 
 
 def test_submit_to_azure_makes_the_pipeline_calls():
     ml_client = mock.MagicMock(name="MLClient")
-    done = twin.submit_to_azure(ml_client)
+    done = azure.submit_to_azure(ml_client)
     ml_client.environments.create_or_update.assert_called_once()
     ml_client.data.create_or_update.assert_called_once()
     job = ml_client.jobs.create_or_update.call_args.args[0]
@@ -366,4 +369,4 @@ def test_submit_to_azure_makes_the_pipeline_calls():
 
 
 def test_no_process_left_behind():
-    assert not servers.running_servers()
+    assert not processes.running_servers()

@@ -2,7 +2,7 @@
 
 They need ``/usr/bin/chromium`` (Debian's ``chromium`` package) and the ``playwright``
 Python package; the browser that ``playwright install`` would download is never used.
-Both servers run on 127.0.0.1 on free ports through ``mlops_course.servers`` and are
+Both servers run on 127.0.0.1 on free ports through ``mlops_course.runtime.servers`` and are
 stopped when each test ends. Screenshots go to ``build/screenshots/``.
 """
 
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops_course import servers
+from mlops_course import environment
+from mlops_course.runtime import processes, servers
 
 from .conftest import REPO
 
@@ -114,7 +115,7 @@ def test_jupyterlab_runs_a_cell_with_the_course_kernel(browser, tmp_path):
     released = REPO / "notebooks" / "00_start_here"
     released_before = sorted(p.name for p in released.iterdir())
     token = secrets.token_hex(16)
-    port = servers.free_port()
+    port = processes.free_port()
     # Lab settings and workspaces in tmp, never in the user's home; no news pop-up.
     user_settings = tmp_path / "user-settings"
     notification = (
@@ -136,9 +137,9 @@ def test_jupyterlab_runs_a_cell_with_the_course_kernel(browser, tmp_path):
     ]
     if os.geteuid() == 0:  # containers and CI often run as root; JupyterLab refuses without this
         argv.append("--allow-root")
-    env = servers.lean_mlflow_env({"JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")})
+    env = environment.child_env({"JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")})
     env.pop("MLFLOW_TRACKING_URI", None)
-    lab = servers.ManagedProcess(
+    lab = processes.ManagedProcess(
         "JupyterLab",
         argv,
         port=port,

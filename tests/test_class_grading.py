@@ -13,7 +13,15 @@ import re
 import nbformat
 import pytest
 
-from mlops_course import grader, grading, sandbox
+from mlops_course.instructor.grading import (
+    classgrade,
+    courses,
+    fixtures,
+    release,
+    sandbox,
+    submissions,
+    summary,
+)
 
 from .conftest import REPO
 
@@ -30,13 +38,11 @@ def _add_cell(notebook, source: str, after_setup: bool = True) -> None:
 
 
 def _fixture_class(tmp_path):
-    course = grading.build_course(tmp_path / "author", REPO, [ASSIGNMENT])
-    grading.nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
-    release = grading.release_notebook(course, ASSIGNMENT)
+    course = courses.make_course(tmp_path / "author", [ASSIGNMENT])
+    courses.nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+    release_path = courses.release_notebook(course, ASSIGNMENT)
     solution = course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    gate_ties = next(
-        f for f in grading.fixtures(REPO, ASSIGNMENT) if f.name == "gate_promotes_ties"
-    )
+    gate_ties = next(f for f in fixtures.fixtures(ASSIGNMENT) if f.name == "gate_promotes_ties")
     submissions = tmp_path / "submissions"
 
     def put(student: str, notebook) -> None:
@@ -47,48 +53,50 @@ def _fixture_class(tmp_path):
         else:
             nbformat.write(notebook, target)
 
-    put("alice", grading.fill_release(release, solution))
-    put("bob", nbformat.read(release, as_version=4))
-    put("carol", grading.fill_release(release, solution, gate_ties.replace))
-    endless = grading.fill_release(release, solution)
+    put("alice", release.fill_release(release_path, solution))
+    put("bob", nbformat.read(release_path, as_version=4))
+    put("carol", release.fill_release(release_path, solution, gate_ties.replace))
+    endless = release.fill_release(release_path, solution)
     _add_cell(endless, "import time\nwhile True:\n    time.sleep(1)")
     put("dave", endless)
-    crash = grading.fill_release(release, solution)
+    crash = release.fill_release(release_path, solution)
     _add_cell(crash, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
     put("erin", crash)
     put("frank", '{"cells": [ this is not json')
-    deleted = grading.fill_release(release, solution)
+    deleted = release.fill_release(release_path, solution)
     deleted.cells = [
         c
         for c in deleted.cells
         if c.metadata.get("nbgrader", {}).get("grade_id") != "test_pipeline_of"
     ]
     put("grace", deleted)
-    altered = nbformat.read(release, as_version=4)
+    altered = nbformat.read(release_path, as_version=4)
     _add_cell(altered, "get_ipython().input_transformers_cleanup.append(lambda lines: ['pass\\n'])")
     put("heidi", altered)
-    network = grading.fill_release(release, solution)
+    network = release.fill_release(release_path, solution)
     _add_cell(
         network,
         "import urllib.request\ntry:\n    urllib.request.urlopen('http://example.com', timeout=5)\n"
         "except Exception as error:\n    print('network:', error)",
     )
     put("ivan", network)
-    snoop = grading.fill_release(release, solution)
+    snoop = release.fill_release(release_path, solution)
     _add_cell(
         snoop,
         f"import os\nprint('SOLUTIONS-VISIBLE:', os.path.exists({str(REPO / 'solutions')!r}))",
     )
     put("judy", snoop)
-    edited = grading.fill_release(
-        release, solution, {"pipeline_of": "PIPELINE_OF = {task: 'training' for task in TASKS}"}
+    edited = release.fill_release(
+        release_path,
+        solution,
+        {"pipeline_of": "PIPELINE_OF = {task: 'training' for task in TASKS}"},
     )
     for cell in edited.cells:
         if cell.metadata.get("nbgrader", {}).get("grade_id") == "test_pipeline_of":
             cell.source = "print('all good')"
     put("kim", edited)
-    faked = grading.fill_release(
-        release,
+    faked = release.fill_release(
+        release_path,
         solution,
         {
             "record_baseline_run": "\n".join(
@@ -105,7 +113,7 @@ def _fixture_class(tmp_path):
         },
     )
     put("mallory", faked)
-    put("Niño O'Brien", grading.fill_release(release, solution))  # an id that needs sanitizing
+    put("Niño O'Brien", release.fill_release(release_path, solution))  # an id that needs sanitizing
     (submissions / "oscar").mkdir()  # a folder without a notebook
     return submissions
 
@@ -138,7 +146,7 @@ def graded_class(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("class")
     submissions = _fixture_class(tmp)
     out = tmp / "out"
-    rows = grader.grade_class(ASSIGNMENT, submissions, out, workers=2, timeout=45, repo=REPO)
+    rows = classgrade.grade_class(ASSIGNMENT, submissions, out, workers=2, timeout=45)
     return {"rows": {r.student_id: r for r in rows}, "out": out}
 
 
@@ -170,11 +178,11 @@ def test_grades_csv(graded_class):
         "message",
     ]
     assert len(table) == len(EXPECTED)
-    assert {r["status"] for r in table} <= set(grader.STATUSES)
+    assert {r["status"] for r in table} <= set(summary.STATUSES)
 
 
 def test_feedback_has_no_hidden_tests_or_tracebacks(graded_class):
-    hidden = grading.hidden_test_texts(REPO / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    hidden = release.hidden_test_texts(REPO / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
     pages = sorted((graded_class["out"] / "feedback").glob("*.html"))
     assert {p.stem for p in pages} >= {"alice", "bob", "carol", "judy"}, (
         f"feedback pages: {[p.stem for p in pages]}"
@@ -208,11 +216,11 @@ def test_flat_export_and_id_sanitizing(tmp_path):
     (tmp_path / "ana.maria_attempt1_01.ipynb").write_text("{}")
     (tmp_path / "ana.maria_attempt2.ipynb").write_text("{}")
     (tmp_path / "../etc_passwd.ipynb").resolve()  # not created: ids never escape the folder
-    found = grader.discover(tmp_path, ASSIGNMENT)
+    found = submissions.discover(tmp_path, ASSIGNMENT)
     assert [s.student_id for s in found] == ["ana_maria", "ana_maria-2"]
 
 
 def test_refuses_without_sandbox(monkeypatch, tmp_path):
     monkeypatch.setattr(sandbox, "available", lambda: False)
-    with pytest.raises(grader.GradingRefused, match="--no-sandbox"):
-        grader.grade_class(ASSIGNMENT, tmp_path, tmp_path / "out", repo=REPO)
+    with pytest.raises(classgrade.GradingRefused, match="--no-sandbox"):
+        classgrade.grade_class(ASSIGNMENT, tmp_path, tmp_path / "out")

@@ -6,7 +6,7 @@ import stat
 
 import requests
 
-from mlops_course.classroom import ClassServer, read_students
+from mlops_course.instructor.classroom import ClassServer, read_students
 
 
 def test_class_server_accounts_permissions_and_restart(tmp_path):

@@ -11,7 +11,9 @@ import yaml
 from kfp import compiler, dsl
 from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Output
 
-from mlops_course.twins import gcp
+from mlops_course import paths
+from mlops_course.runtime import schemas
+from mlops_course.runtime.twins import gcp, modelcard, terraform
 
 IMAGE = "europe-west4-docker.pkg.dev/acme-mlops-dev/acme-dev-images/vertex-python:latest"
 
@@ -50,7 +52,7 @@ def card(data: Input[Dataset], metrics: Output[Metrics], page: Output[HTML]):
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from mlops_course.twins.gcp import figure_png, render_model_card
+    from mlops_course.runtime.twins.modelcard import figure_png, render_model_card
 
     frame = pd.read_csv(data.path)
     metrics.log_metric("rows", float(len(frame)))
@@ -88,7 +90,7 @@ def test_pipeline_compiles_runs_writes_card_and_stops_on_bad_data(tmp_path):
     started = time.monotonic()
     run = gcp.run_locally(twin_pipeline, root, rows=20)
     run_seconds = time.monotonic() - started
-    assert run == gcp.latest_run(root, "gcp-twin-test")
+    assert run == gcp.latest_run_dir(root, "gcp-twin-test")
     assert (run / "make-table" / "data").is_file()
     assert "No problems" in (run / "check-table" / "report").read_text()
     assert (
@@ -96,7 +98,7 @@ def test_pipeline_compiles_runs_writes_card_and_stops_on_bad_data(tmp_path):
         == 20
     )
     page = (run / "card" / "page").read_text()
-    assert len(gcp.embedded_png_images(page)) == 1
+    assert len(modelcard.embedded_png_images(page)) == 1
     print(f"compile {compile_seconds:.2f} s, local run {run_seconds:.1f} s")
 
     with pytest.raises(gcp.PipelineStopped) as stopped:
@@ -117,12 +119,14 @@ def test_model_card_embeds_png_plots():
 
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 1])
-    page = gcp.render_model_card(
-        "Card <1>", {"model": "m"}, {"auc": 0.91234}, {"ROC": gcp.figure_png(fig)}, ["note"]
+    page = modelcard.render_model_card(
+        "Card <1>", {"model": "m"}, {"auc": 0.91234}, {"ROC": modelcard.figure_png(fig)}, ["note"]
     )
     assert "Card &lt;1&gt;" in page and "0.9123" in page
-    assert len(gcp.embedded_png_images(page)) == 1
-    assert gcp.embedded_png_images('<img src="data:image/png;base64,aGVsbG8="/>') == []  # not a PNG
+    assert len(modelcard.embedded_png_images(page)) == 1
+    assert (
+        modelcard.embedded_png_images('<img src="data:image/png;base64,aGVsbG8="/>') == []
+    )  # not a PNG
 
 
 # --------------------------------------------------------------------------- the Vertex AI switch
@@ -199,9 +203,9 @@ def test_submit_calls_pipeline_job(monkeypatch, tmp_path):
 
 
 def test_terraform_environments_are_consistent():
-    assert gcp.terraform_problems() == []
-    root = gcp.walkthrough_dir() / "terraform"
-    inventories = [set(gcp.terraform_resources(root / env)) for env in gcp.TERRAFORM_ENVIRONMENTS]
+    assert terraform.problems() == []
+    root = paths.walkthrough("gcp") / "terraform"
+    inventories = [set(terraform.resources(root / env)) for env in terraform.ENVIRONMENTS]
     assert inventories[0] == inventories[1] == inventories[2]
     expected = {
         "google_compute_network.vpc",
@@ -216,17 +220,17 @@ def test_terraform_environments_are_consistent():
         "google_project_service.services",
     }
     assert expected <= inventories[0]
-    provider = gcp.terraform_resources(root / "03-prod")[
+    provider = terraform.resources(root / "03-prod")[
         "google_iam_workload_identity_pool_provider.github"
     ]
     assert "assertion.repository" in provider["attribute_condition"]
-    for env in gcp.TERRAFORM_ENVIRONMENTS:
-        assert gcp.variables_used(root / env) <= gcp.variables_declared(root / env)
+    for env in terraform.ENVIRONMENTS:
+        assert terraform.variables_used(root / env) <= terraform.variables_declared(root / env)
 
 
 def test_terraform_checks_catch_broken_copies(tmp_path):
     copy = tmp_path / "terraform"
-    shutil.copytree(gcp.walkthrough_dir() / "terraform", copy)
+    shutil.copytree(paths.walkthrough("gcp") / "terraform", copy)
     prod_main = copy / "03-prod" / "main.tf"
     prod_main.write_text(
         prod_main.read_text().replace(
@@ -243,7 +247,7 @@ def test_terraform_checks_catch_broken_copies(tmp_path):
         (copy / "01-dev" / "terraform.tfvars").read_text() + 'zone = "europe-west4-a"\n'
     )
     (copy / "01-dev" / "outputs.tf").unlink()
-    problems = "\n".join(gcp.terraform_problems(copy))
+    problems = "\n".join(terraform.problems(copy))
     assert "01-dev/outputs.tf" in problems
     assert (
         "03-prod to declare the same resources" in problems
@@ -282,23 +286,24 @@ def _corrupt_cloudbuild(text: str) -> str:
 def test_ci_files_match_their_schemas_and_corrupted_copies_fail(
     tmp_path, folder, pattern, schema, corrupt
 ):
-    files = sorted((gcp.walkthrough_dir() / folder).glob(pattern))
+    files = sorted((paths.walkthrough("gcp") / folder).glob(pattern))
     assert len(files) == 4
-    ok, output = gcp.check_schema(files, schema)
-    assert ok, output
+    problems = schemas.check_files(files, builtin=schema)
+    assert not problems, problems
     broken = []
     for path in files:
         target = tmp_path / path.name
         target.write_text(corrupt(path.read_text()))
         broken.append(target)
-    ok, output = gcp.check_schema(broken, schema)
-    assert not ok
+    problems = schemas.check_files(broken, builtin=schema)
     for target in broken:
-        assert str(target) in output, f"{target.name} was not reported:\n{output}"
+        assert any(p.startswith(f"{target.name}:") for p in problems), (
+            f"{target.name} was not reported: {problems}"
+        )
 
 
 def test_workflows_are_not_active_on_this_repository():
-    repo = gcp.walkthrough_dir().parents[1]
-    assert not (gcp.walkthrough_dir() / ".github" / "workflows").exists()
-    for path in (gcp.walkthrough_dir() / ".github-workflows").glob("*.yml"):
+    repo = paths.walkthrough("gcp").parents[1]
+    assert not (paths.walkthrough("gcp") / ".github" / "workflows").exists()
+    for path in (paths.walkthrough("gcp") / ".github-workflows").glob("*.yml"):
         assert not (repo / ".github" / "workflows" / path.name).exists()

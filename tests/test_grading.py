@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import nbformat
 import pytest
 
-from mlops_course import grading
+from mlops_course.instructor.grading import courses, fixtures, gradebook, release, submissions
 
 from .conftest import ASSIGNMENTS, REPO
 
@@ -22,24 +22,24 @@ pytestmark = pytest.mark.grading
 
 def _grade(assignment: str, workdir) -> dict:
     """Build a course for one assignment, submit solution, blank and fixtures, autograde."""
-    course = grading.build_course(workdir / f"course-{assignment}", REPO, [assignment])
-    grading.nbgrader(course, "generate_assignment", assignment, "--force")
-    release = grading.release_notebook(course, assignment)
+    course = courses.make_course(workdir / f"course-{assignment}", [assignment])
+    courses.nbgrader(course, "generate_assignment", assignment, "--force")
+    release_path = courses.release_notebook(course, assignment)
     solution = course / "source" / assignment / f"{assignment}.ipynb"
-    grading.submit(course, "solution", assignment, grading.fill_release(release, solution))
-    grading.submit(course, "blank", assignment, release)
-    wrong = grading.fixtures(REPO, assignment)
+    submissions.submit(course, "solution", assignment, release.fill_release(release_path, solution))
+    submissions.submit(course, "blank", assignment, release_path)
+    wrong = fixtures.fixtures(assignment)
     for fixture in wrong:
-        submission = grading.fill_release(release, solution, fixture.replace)
-        grading.submit(course, f"fixture-{fixture.name}", assignment, submission)
-    grading.nbgrader(course, "autograde", assignment, "--force")
+        submission = release.fill_release(release_path, solution, fixture.replace)
+        submissions.submit(course, f"fixture-{fixture.name}", assignment, submission)
+    courses.nbgrader(course, "autograde", assignment, "--force")
     return {
         "assignment": assignment,
         "course": course,
-        "release": release,
+        "release": release_path,
         "fixtures": wrong,
         "scores": {
-            student: grading.cell_scores(course, assignment, student)
+            student: gradebook.cell_scores(course, assignment, student)
             for student in ["solution", "blank", *(f"fixture-{f.name}" for f in wrong)]
         },
     }
@@ -136,8 +136,8 @@ def test_committed_release_matches_generated(graded):
     assignment = graded["assignment"]
     committed = REPO / "notebooks" / assignment / f"{assignment}.ipynb"
     assert committed.exists(), f"{committed} is missing: run `make release`."
-    expected = grading.normalized(nbformat.read(graded["release"], as_version=4))
-    found = grading.normalized(nbformat.read(committed, as_version=4))
+    expected = release.normalized(nbformat.read(graded["release"], as_version=4))
+    found = release.normalized(nbformat.read(committed, as_version=4))
     assert found == expected, (
         f"{committed} differs from what generate_assignment produces: run `make release`."
     )
@@ -145,12 +145,12 @@ def test_committed_release_matches_generated(graded):
 
 def test_release_has_no_solution_or_hidden_test_text(graded):
     assignment = graded["assignment"]
-    release = nbformat.read(REPO / "notebooks" / assignment / f"{assignment}.ipynb", as_version=4)
-    committed = "\n".join(cell.source for cell in release.cells)
+    released = nbformat.read(REPO / "notebooks" / assignment / f"{assignment}.ipynb", as_version=4)
+    committed = "\n".join(cell.source for cell in released.cells)
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
         assert marker not in committed, f"The release of {assignment} contains '{marker}'."
     source = REPO / "solutions" / assignment / f"{assignment}.ipynb"
-    for line in grading.hidden_test_texts(source):
+    for line in release.hidden_test_texts(source):
         assert line not in committed, (
             f"Hidden test text leaked into the release of {assignment}: {line!r}."
         )

@@ -27,8 +27,8 @@ import nbformat
 import pytest
 from jupyter_client.manager import KernelManager
 
-from mlops_course import servers
-from mlops_course.execution import kernel_name
+from mlops_course.instructor.kernel import kernel_name
+from mlops_course.runtime import processes
 
 from .conftest import REPO
 
@@ -208,7 +208,7 @@ def test_no_server_outlives_an_interrupted_notebook(interrupted_runs, how):
     assert not left, (
         f"After the notebook was stopped by {how}, these server processes are still running: {left}."
     )
-    assert not servers.port_in_use(outcome.server["port"]), (
+    assert not processes.port_in_use(outcome.server["port"]), (
         f"After the notebook was stopped by {how}, port {outcome.server['port']} still answers."
     )
 
@@ -218,37 +218,37 @@ def test_no_server_outlives_an_interrupted_notebook(interrupted_runs, how):
 
 def test_server_that_exits_at_once_reports_its_log_tail(tmp_path):
     crash = "import sys; print('fatal: no such option --bogus', flush=True); sys.exit(3)"
-    process = servers.ManagedProcess(
+    process = processes.ManagedProcess(
         "Crashing server",
         [sys.executable, "-c", crash],
-        port=servers.free_port(),
+        port=processes.free_port(),
         ready_path="/ping",
         log_path=tmp_path / "crash.log",
         timeout=20,
     )
-    with pytest.raises(servers.ServerError) as failure:
+    with pytest.raises(processes.ServerError) as failure:
         process.start()
     message = str(failure.value)
     assert "exited with code 3" in message, message
     assert "fatal: no such option --bogus" in message, (
         f"Expected the log tail in the error, found: {message}"
     )
-    assert not process.running and servers.running_servers() == []
+    assert not process.running and processes.running_servers() == []
 
 
 def test_port_in_use_gives_one_sentence(tmp_path):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
-        holder.bind((servers.LOOPBACK, 0))
+        holder.bind((processes.LOOPBACK, 0))
         holder.listen()
         port = holder.getsockname()[1]
-        process = servers.ManagedProcess(
+        process = processes.ManagedProcess(
             "Blocked server",
             [sys.executable, "-c", "import time; time.sleep(30)"],
             port=port,
             ready_path="/ping",
             log_path=tmp_path / "blocked.log",
         )
-        with pytest.raises(servers.ServerError) as failure:
+        with pytest.raises(processes.ServerError) as failure:
             process.start()
     message = str(failure.value)
     assert f"port {port}" in message and "already in use" in message, message

@@ -12,8 +12,8 @@ import urllib.request
 
 import pytest
 
-from mlops_course import servers
-from mlops_course.servers import ManagedProcess, ServerError
+from mlops_course.runtime import processes, servers
+from mlops_course.runtime.processes import ManagedProcess, ServerError
 
 
 def _alive(pid: int) -> bool:
@@ -40,8 +40,8 @@ def _children_of_group(pgid: int) -> list[int]:
 
 
 def test_free_port_is_bindable():
-    port = servers.free_port()
-    assert 1024 < port < 65536 and not servers.port_in_use(port)
+    port = processes.free_port()
+    assert 1024 < port < 65536 and not processes.port_in_use(port)
 
 
 def test_tracking_server_serves_the_store_and_stops(tmp_path):
@@ -56,9 +56,9 @@ def test_tracking_server_serves_the_store_and_stops(tmp_path):
         ) as r:
             assert r.status == 200
         pid = server.process.pid
-        assert server in servers.running_servers()
+        assert server in processes.running_servers()
     assert not _alive(pid) and not _children_of_group(pid), "the whole process group must be gone"
-    assert server not in servers.running_servers()
+    assert server not in processes.running_servers()
 
 
 def test_readiness_timeout_quotes_the_log(tmp_path):
@@ -66,7 +66,7 @@ def test_readiness_timeout_quotes_the_log(tmp_path):
     server = ManagedProcess(
         "silent server",
         [sys.executable, "-c", script],
-        port=servers.free_port(),
+        port=processes.free_port(),
         ready_path="/",
         log_path=tmp_path / "silent.log",
         timeout=2,
@@ -85,7 +85,7 @@ def test_exception_in_with_block_stops_the_group(tmp_path):
         http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler).serve_forever()
         """
     )
-    port = servers.free_port()
+    port = processes.free_port()
     server = ManagedProcess(
         "forking server",
         [sys.executable, "-c", script, str(port)],

@@ -1,0 +1,12 @@
+"""nbgrader for the course: derived courses, releases, fixtures, and class grading.
+
+- :mod:`.courses`: the one nbgrader wrapper, and throw-away courses derived from
+  ``grading/nbgrader_config.py`` (the one place for nbgrader settings).
+- :mod:`.release`: what a release holds; submissions filled from the solution or a fixture.
+- :mod:`.fixtures`: the wrong-answer fixtures of ``grading/fixtures/``.
+- :mod:`.gradebook`: scores read from, and corrected in, nbgrader's gradebook.
+- Class grading (``mlops-course grade``), step by step: :mod:`.classgrade` runs the life cycle
+  (assign, collect, run, check, feedback) with :mod:`.submissions`, :mod:`.sandbox`,
+  :mod:`.hooks` (canary, tracebacks), :mod:`.outside` (checks outside the kernel) and
+  :mod:`.summary` (grades.csv, summary.html).
+"""

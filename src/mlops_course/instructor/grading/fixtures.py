@@ -1,0 +1,39 @@
+"""Wrong-answer fixtures: ``grading/fixtures/<assignment>/<name>.json``.
+
+A fixture names the answer cells it replaces (by grade id) with the code a careless student
+could plausibly write, and the test cells that code must lose. See CONTRIBUTING.md.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from mlops_course import paths
+
+__all__ = ["Fixture", "fixtures"]
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """A plausible wrong answer: which answer cells it replaces and which tests it must lose."""
+
+    assignment: str
+    name: str
+    description: str
+    replace: dict[str, str]
+    loses: list[str]
+
+
+def fixtures(assignment: str) -> list[Fixture]:
+    """The wrong-answer fixtures of ``assignment``, sorted by name."""
+    found = []
+    for path in sorted(paths.fixtures_dir(assignment).glob("*.json")):
+        spec = json.loads(path.read_text())
+        replace = {
+            k: "\n".join(v) if isinstance(v, list) else v for k, v in spec["replace"].items()
+        }
+        found.append(
+            Fixture(assignment, path.stem, spec["description"], replace, list(spec["loses"]))
+        )
+    return found
