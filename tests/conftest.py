@@ -11,10 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from mlops_course import paths
+from mlops_course import environment, paths
 
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = [p.stem for p in paths.solution_notebooks()]
+# Markers of the slow lane: `make test-fast` runs `-m "not slow"`, `make test` runs everything.
+SLOW_MARKERS = ("notebooks", "grading", "browser", "servers")
+
+environment.apply()  # the course's variables (telemetry off, ...) for in-process MLflow too
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test with a slow-lane marker is also `slow`."""
+    for item in items:
+        if any(item.get_closest_marker(name) for name in SLOW_MARKERS):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

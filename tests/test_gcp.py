@@ -228,6 +228,18 @@ def test_terraform_environments_are_consistent():
         assert terraform.variables_used(root / env) <= terraform.variables_declared(root / env)
 
 
+@pytest.mark.parametrize("name", ["main.tf", "variables.tf", "outputs.tf"])
+def test_terraform_environments_share_their_files(name):
+    """One root per environment (as notebook 10 teaches): the copies stay identical, only
+    terraform.tfvars differs."""
+    root = paths.walkthrough("gcp") / "terraform"
+    texts = {env: (root / env / name).read_text() for env in terraform.ENVIRONMENTS}
+    differing = sorted(env for env, text in texts.items() if text != texts["01-dev"])
+    assert not differing, (
+        f"Expected {name} to be the same in every environment, found {differing} differ."
+    )
+
+
 def test_terraform_checks_catch_broken_copies(tmp_path):
     copy = tmp_path / "terraform"
     shutil.copytree(paths.walkthrough("gcp") / "terraform", copy)

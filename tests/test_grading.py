@@ -130,27 +130,3 @@ def test_wrong_answers_lose_exactly_their_cells(graded):
                     f"Fixture {fixture.name} should keep {grade_id} ({solution[grade_id].score:g} points), "
                     f"found {score.score:g}."
                 )
-
-
-def test_committed_release_matches_generated(graded):
-    assignment = graded["assignment"]
-    committed = REPO / "notebooks" / assignment / f"{assignment}.ipynb"
-    assert committed.exists(), f"{committed} is missing: run `make release`."
-    expected = release.normalized(nbformat.read(graded["release"], as_version=4))
-    found = release.normalized(nbformat.read(committed, as_version=4))
-    assert found == expected, (
-        f"{committed} differs from what generate_assignment produces: run `make release`."
-    )
-
-
-def test_release_has_no_solution_or_hidden_test_text(graded):
-    assignment = graded["assignment"]
-    released = nbformat.read(REPO / "notebooks" / assignment / f"{assignment}.ipynb", as_version=4)
-    committed = "\n".join(cell.source for cell in released.cells)
-    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
-        assert marker not in committed, f"The release of {assignment} contains '{marker}'."
-    source = REPO / "solutions" / assignment / f"{assignment}.ipynb"
-    for line in release.hidden_test_texts(source):
-        assert line not in committed, (
-            f"Hidden test text leaked into the release of {assignment}: {line!r}."
-        )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from mlops_course.runtime.errors import CheckFailed
@@ -94,32 +94,43 @@ def _describe(run: Run) -> str:
     return f"run {run.info.run_name!r} ({run.info.run_id[:8]})"
 
 
-def expect_params(run: Run, expected: Mapping[str, object]) -> None:
-    """Each expected param is logged with that value (params are stored as strings)."""
-    logged = run.data.params
+def _expect_logged(
+    run: Run,
+    kind: str,
+    logged: Mapping[str, object],
+    expected: Mapping[str, object],
+    matches: Callable[[object, object], bool],
+    shown: Callable[[object], str],
+) -> None:
+    """Each expected key of ``kind`` ("param", "metric") is logged with a matching value."""
     for key, value in expected.items():
         check(
             key in logged,
-            f"Expected param {key!r} in {_describe(run)}, found params: {sorted(logged) or 'none'}.",
+            f"Expected {kind} {key!r} in {_describe(run)}, found {kind}s: {sorted(logged) or 'none'}.",
         )
         check(
-            logged[key] == str(value),
-            f"Expected param {key!r} = {value!r} in {_describe(run)}, found {logged[key]!r}.",
+            matches(logged[key], value),
+            f"Expected {kind} {key!r} = {shown(value)} in {_describe(run)}, found {shown(logged[key])}.",
         )
+
+
+def expect_params(run: Run, expected: Mapping[str, object]) -> None:
+    """Each expected param is logged with that value (params are stored as strings)."""
+    _expect_logged(
+        run, "param", run.data.params, expected, lambda found, want: found == str(want), repr
+    )
 
 
 def expect_metrics(run: Run, expected: Mapping[str, float], tolerance: float = 1e-6) -> None:
     """Each expected metric's latest value is within ``tolerance`` of the expected one."""
-    logged = run.data.metrics
-    for key, value in expected.items():
-        check(
-            key in logged,
-            f"Expected metric {key!r} in {_describe(run)}, found metrics: {sorted(logged) or 'none'}.",
-        )
-        check(
-            math.isclose(logged[key], float(value), abs_tol=tolerance),
-            f"Expected metric {key!r} = {value:.6g} in {_describe(run)}, found {logged[key]:.6g}.",
-        )
+    _expect_logged(
+        run,
+        "metric",
+        run.data.metrics,
+        expected,
+        lambda found, want: math.isclose(float(found), float(want), abs_tol=tolerance),
+        lambda value: f"{float(value):.6g}",
+    )
 
 
 def expect_tags(run: Run, expected: Mapping[str, str]) -> None:

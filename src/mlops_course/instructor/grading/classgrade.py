@@ -99,9 +99,9 @@ def grade_class(
     _refuse_unless_ready(assignment, use_sandbox)
     out, submissions_dir = Path(out).resolve(), Path(submissions_dir).resolve()
     started = time.monotonic()
+    found = submissions.discover(submissions_dir, assignment)  # a missing folder: before any work
     run, base, release = _assign(assignment, out, timeout)
 
-    found = submissions.discover(submissions_dir, assignment)
     for submission in found:
         submissions.inspect(submission, release)
     runnable = [s for s in found if s.status == "ok"]

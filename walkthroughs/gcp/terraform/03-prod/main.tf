@@ -1,6 +1,10 @@
 # Vertex AI MLOps environment: project settings, network, storage, BigQuery, service accounts
 # and GitHub workload identity federation. The same file in 01-dev, 02-staging and 03-prod;
 # only terraform.tfvars differs. Plain google provider resources, no remote modules.
+#
+# Why a copy per environment and not a shared module: each environment is its own Terraform
+# root with its own state, as in Google's quickstart (terraform/01-dev, 02-staging, 03-prod),
+# and notebook 10 teaches them that way. tests/test_gcp.py keeps the three copies identical.
 
 terraform {
   required_version = ">= 1.5"

@@ -1,3 +1,6 @@
+# The environment's outputs: the same file in 01-dev, 02-staging and 03-prod (one Terraform
+# root per environment, see main.tf); tests/test_gcp.py keeps the copies identical.
+
 output "pipeline_root" {
   description = "Pipeline root for Vertex AI Pipelines."
   value       = "gs://${google_storage_bucket.artifacts.name}/pipeline-root"

@@ -1,3 +1,6 @@
+# The environment's variables: the same file in 01-dev, 02-staging and 03-prod (one Terraform
+# root per environment, see main.tf); tests/test_gcp.py keeps the copies identical.
+
 variable "project_id" {
   description = "Google Cloud project that holds the environment."
   type        = string
