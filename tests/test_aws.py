@@ -67,10 +67,50 @@ def test_cdk_template_has_the_chapters_services(synthesized):
     )
     template.has_parameter("ProjectName", {"Type": "String", "Default": "mlflow"})
     template.has_output("LoadBalancerDNS", {})
-    # The database password is never written into the template.
-    assert "MasterUserPassword" not in json.dumps(synthesized.template).replace(
-        '"MasterUserPassword": {"Fn::Join"', ""
-    ) or "resolve:secretsmanager" in json.dumps(synthesized.template)
+    # The database password is never written into the template: RDS reads it from the stack's
+    # secret through a dynamic reference, resolved by CloudFormation at deploy time.
+    resources = synthesized.template["Resources"]
+    (secret_id,) = [k for k, v in resources.items() if v["Type"] == "AWS::SecretsManager::Secret"]
+    assert "GenerateSecretString" in resources[secret_id]["Properties"]  # generated, not given
+    assert "SecretString" not in resources[secret_id]["Properties"]
+    (database,) = [v for v in resources.values() if v["Type"] == "AWS::RDS::DBInstance"]
+    password = database["Properties"]["MasterUserPassword"]
+    assert isinstance(password, dict) and set(password) == {"Fn::Join"}, password
+    assert _joined(password) == (
+        f"{{{{resolve:secretsmanager:${{Ref:{secret_id}}}:SecretString:password::}}}}"
+    ), password
+    leaks = [
+        (where, value)
+        for where, key, value in _entries(synthesized.template)
+        if "password" in key.lower() and key != "GenerateStringKey" and isinstance(value, str)
+    ]
+    assert not leaks, f"literal passwords in the template: {leaks}"
+
+
+def _joined(value) -> str:
+    """A CloudFormation value as one string: Fn::Join joined, {"Ref": X} written ${Ref:X}."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return f"${{Ref:{value['Ref']}}}"
+    if isinstance(value, dict) and set(value) == {"Fn::Join"}:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_joined(part) for part in parts)
+    raise AssertionError(f"unexpected intrinsic in a password: {value!r}")
+
+
+def _entries(node, where=""):
+    """Every (path, key, value) of the template's mappings, at any depth; a {"Name": n,
+    "Value": v} pair (an ECS environment variable, a tag) counts as the key n with value v."""
+    if isinstance(node, dict):
+        if isinstance(node.get("Name"), str) and "Value" in node:
+            yield where, node["Name"], node["Value"]
+        for key, value in node.items():
+            yield where, key, value
+            yield from _entries(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _entries(value, f"{where}/{index}")
 
 
 def test_cdk_template_passes_cfn_lint(synthesized):
@@ -95,17 +135,135 @@ def test_cdk_template_passes_cfn_lint(synthesized):
     assert not errors, "cfn-lint found errors:\n" + "\n".join(errors)
 
 
-def test_dockerfile_runs_the_proxied_server():
-    text = (CDK_APP / "container" / "Dockerfile").read_text()
-    for needle in (
-        "mlflow server",
-        "psycopg2",
-        "boto3",
-        "--artifacts-destination",
-        "--host 0.0.0.0",
-        "--backend-store-uri",
-    ):
-        assert needle in text, f"the Dockerfile should contain {needle!r}"
+def _dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with line continuations joined and comments dropped."""
+    instructions, current = [], ""
+    for line in text.splitlines():
+        if line.lstrip().startswith("#") or (not current and not line.strip()):
+            continue
+        if line.rstrip().endswith("\\"):
+            current += line.rstrip()[:-1] + " "
+            continue
+        keyword, _, arguments = (current + line).strip().partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+        current = ""
+    assert not current, "the Dockerfile ends inside a line continuation"
+    return instructions
+
+
+def _container_argv(instructions, environment: dict[str, str], bin_dir: Path) -> list[str]:
+    """The argv the container starts, as Docker builds it from ENTRYPOINT and CMD.
+
+    The shell form runs under ``/bin/sh -c``: it is run here by sh, with ``set -u`` and only
+    ``environment``, and a stand-in ``mlflow`` on the PATH that prints the argv it receives.
+    """
+
+    def form(value: str) -> tuple[list[str], bool]:
+        return (
+            (json.loads(value), False)
+            if value.startswith("[")
+            else (["/bin/sh", "-c", value], True)
+        )
+
+    last = {keyword: value for keyword, value in instructions if keyword in ("CMD", "ENTRYPOINT")}
+    assert "CMD" in last or "ENTRYPOINT" in last, "the Dockerfile has neither CMD nor ENTRYPOINT"
+    argv, shell = form(last["ENTRYPOINT"]) if "ENTRYPOINT" in last else ([], False)
+    if "CMD" in last and not shell:  # a shell-form ENTRYPOINT ignores CMD
+        argv += form(last["CMD"])[0]
+    if Path(argv[0]).name not in ("sh", "bash") or argv[1:2] != ["-c"]:
+        return argv  # exec form: no shell, no variable expansion
+    stand_in = bin_dir / "mlflow"
+    stand_in.write_text("#!/bin/sh\nprintf '%s\\0' mlflow \"$@\"\n")
+    stand_in.chmod(0o755)
+    done = subprocess.run(
+        ["/bin/sh", "-c", "set -u\n" + argv[2]],
+        env={**environment, "PATH": f"{bin_dir}:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, f"the container command fails under sh: {done.stderr}"
+    return done.stdout.split("\0")[:-1]
+
+
+def test_dockerfile_runs_the_proxied_server(synthesized, tmp_path, monkeypatch):
+    """The container's command, parsed by MLflow's own command-line parser, is the server the
+    stack expects: proxied S3 artifacts, PostgreSQL built from the task's environment."""
+    from importlib.metadata import version
+    from urllib.parse import urlparse
+
+    import click
+    import mlflow.cli
+    from mlflow.utils.uri import extract_db_type_from_uri
+    from sqlalchemy.engine import make_url
+
+    instructions = _dockerfile_instructions((CDK_APP / "container" / "Dockerfile").read_text())
+    installs = " ".join(value for keyword, value in instructions if keyword in ("RUN", "ARG"))
+    for package in ("psycopg2-binary", "boto3"):  # drivers of the PostgreSQL and S3 URIs
+        assert package in installs, f"the image should install {package}"
+    # The parser below is the one of the MLflow version the image installs.
+    assert f"MLFLOW_VERSION={version('mlflow')}" in installs and "mlflow==${MLFLOW_VERSION}" in (
+        installs
+    )
+
+    resources = synthesized.template["Resources"]
+    (task,) = [v for v in resources.values() if v["Type"] == "AWS::ECS::TaskDefinition"]
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    names = [e["Name"] for e in container["Environment"]] + [
+        s["Name"] for s in container["Secrets"]
+    ]
+    (bucket_id,) = [k for k, v in resources.items() if v["Type"] == "AWS::S3::Bucket"]
+    assert {"Name": "BUCKET", "Value": {"Ref": bucket_id}} in container["Environment"]
+    # Only what the task definition gives: a variable it lacks makes `set -u` fail.
+    environment = {name: f"the-{name.lower().replace('_', '-')}" for name in names}
+    environment["DB_PORT"] = "5432"
+    argv = _container_argv(instructions, environment, tmp_path)
+
+    assert argv[0] == "mlflow", argv
+    group = mlflow.cli.cli
+    assert group.get_command(click.Context(group), argv[1]) is mlflow.cli.server, argv
+    for key in list(os.environ):  # the task sets no MLFLOW_* variable: defaults are the CLI's
+        if key.startswith("MLFLOW_"):
+            monkeypatch.delenv(key)
+    # Parses (a misspelt option raises click.NoSuchOption) without starting the server.
+    with mlflow.cli.server.make_context("server", argv[2:]) as context:
+        params = context.params
+
+    assert params["host"] == "0.0.0.0"  # reachable from the load balancer, not only loopback
+    (mapping,) = container["PortMappings"]
+    assert params["port"] == mapping["ContainerPort"] == 5000
+    assert ("EXPOSE", str(params["port"])) in instructions
+    assert params["workers"] is None or int(params["workers"]) >= 1
+
+    backend = params["backend_store_uri"]
+    assert extract_db_type_from_uri(backend) == "postgresql", backend
+    url = make_url(backend)
+    assert (url.drivername, url.username, url.password, url.host, url.port, url.database) == (
+        "postgresql+psycopg2",
+        environment["DB_USER"],
+        environment["DB_PASSWORD"],
+        environment["DB_HOST"],
+        int(environment["DB_PORT"]),
+        environment["DB_NAME"],
+    ), backend
+
+    # Proxied artifacts: the server reads and writes the bucket, clients only talk to it.
+    destination = urlparse(params["artifacts_destination"])
+    assert (destination.scheme, destination.netloc) == ("s3", environment["BUCKET"])
+    assert params["serve_artifacts"] and not params["artifacts_only"]
+    assert params["default_artifact_root"] is None  # else clients would need S3 credentials
+    # Requests arrive with the load balancer's DNS name, unknown when the image is built.
+    assert "*" in (params["allowed_hosts"] or "").split(",")
+    assert not params["disable_security_middleware"]
+    # The load balancer's health check asks a path this MLflow server answers.
+    from mlflow.server import app
+
+    (group_,) = [
+        v for v in resources.values() if v["Type"] == "AWS::ElasticLoadBalancingV2::TargetGroup"
+    ]
+    health = group_["Properties"]["HealthCheckPath"]
+    assert health in {rule.rule for rule in app.url_map.iter_rules()}, health
 
 
 # --- the TARGET = "aws" code path, against moto in-process (no server) -----------------------

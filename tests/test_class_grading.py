@@ -212,12 +212,40 @@ def test_summary_page(graded_class):
     assert "data:image/png;base64," in page and "test_promote_if_better" in page
 
 
+SAFE_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _assert_safe_id(student_id: str, raw: str) -> None:
+    """A student id names files and nbgrader folders: one harmless path component."""
+    assert SAFE_ID.fullmatch(student_id), f"{raw!r} gave the unsafe id {student_id!r}"
+    assert "/" not in student_id and ".." not in student_id and student_id not in (".", "")
+
+
 def test_flat_export_and_id_sanitizing(tmp_path):
-    (tmp_path / "ana.maria_attempt1_01.ipynb").write_text("{}")
-    (tmp_path / "ana.maria_attempt2.ipynb").write_text("{}")
-    (tmp_path / "../etc_passwd.ipynb").resolve()  # not created: ids never escape the folder
-    found = submissions.discover(tmp_path, ASSIGNMENT)
-    assert [s.student_id for s in found] == ["ana_maria", "ana_maria-2"]
+    for raw in ("../../etc/passwd", "a/b", "..", ".", "/", "ana maria", " ", "..\\..\\x", ""):
+        _assert_safe_id(submissions.sanitize(raw), raw)
+    assert submissions.sanitize("ana maria") == "ana_maria"
+    assert submissions.sanitize("../../etc/passwd") == "etc_passwd"
+
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "ana.maria_attempt1_01.ipynb").write_text("{}")
+    (export / "ana.maria_attempt2.ipynb").write_text("{}")
+    # Names an LMS export could hold: no "/" in a file name, but dots, backslashes, spaces.
+    (export / ".._attempt1.ipynb").write_text("{}")
+    (export / "..\\..\\etc passwd_attempt1.ipynb").write_text("{}")
+    found = submissions.discover(export, ASSIGNMENT)
+    assert {s.path.name: s.student_id for s in found} == {
+        "ana.maria_attempt1_01.ipynb": "ana_maria",
+        "ana.maria_attempt2.ipynb": "ana_maria-2",  # two raw ids that sanitize alike stay apart
+        ".._attempt1.ipynb": "student",  # nothing left of ".."
+        "..\\..\\etc passwd_attempt1.ipynb": "etc_passwd",
+    }
+    feedback = tmp_path / "out" / "feedback"
+    for submission in found:
+        _assert_safe_id(submission.student_id, submission.path.name)
+        page = (feedback / f"{submission.student_id}.html").resolve()
+        assert page.parent == feedback.resolve(), page  # never outside the feedback folder
 
 
 def test_refuses_without_sandbox(monkeypatch, tmp_path):

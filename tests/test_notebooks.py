@@ -22,14 +22,6 @@ def test_solution_notebook_runs(executed_course, assignment):
     )
 
 
-def test_course_ran_with_the_network_cut(executed_course):
-    if not executed_course["offline"]:
-        pytest.skip(
-            "this machine does not allow `unshare -n` (needs root): offline run not verified"
-        )
-    assert all(r["status"] == "ok" for r in executed_course["report"]["notebooks"])
-
-
 # Run-specific values that legitimately change between runs: ids, times, ports, paths.
 VOLATILE = [
     (re.compile(r"\bm-[0-9a-f]{32}\b"), "<model-id>"),
