@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-import nbformat
 import pytest
 
 from mlops_course.instructor.grading import courses, fixtures, gradebook, release, submissions
 
-from .conftest import ASSIGNMENTS, REPO
+from .conftest import ASSIGNMENTS
 
 pytestmark = pytest.mark.grading
 
