@@ -30,6 +30,7 @@ def synthesized(tmp_path_factory):
     return cdk.cdk_synth(CDK_APP, tmp_path_factory.mktemp("cdk") / "cdk.out", timeout=300)
 
 
+@pytest.mark.servers
 def test_cdk_template_has_the_chapters_services(synthesized):
     from aws_cdk.assertions import Match, Template
 
@@ -113,6 +114,7 @@ def _entries(node, where=""):
             yield from _entries(value, f"{where}/{index}")
 
 
+@pytest.mark.servers
 def test_cdk_template_passes_cfn_lint(synthesized):
     done = subprocess.run(
         [
@@ -187,6 +189,7 @@ def _container_argv(instructions, environment: dict[str, str], bin_dir: Path) ->
     return done.stdout.split("\0")[:-1]
 
 
+@pytest.mark.servers
 def test_dockerfile_runs_the_proxied_server(synthesized, tmp_path, monkeypatch):
     """The container's command, parsed by MLflow's own command-line parser, is the server the
     stack expects: proxied S3 artifacts, PostgreSQL built from the task's environment."""
@@ -350,6 +353,7 @@ time.sleep(300)
 """
 
 
+@pytest.mark.servers
 def test_twin_processes_die_with_a_killed_parent(tmp_path):
     """PostgreSQL (run as another user via setpriv), moto and the runtime twin do not outlive a
     parent that is killed outright (SIGKILL: no atexit, only the parent-death signal)."""

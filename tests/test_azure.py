@@ -221,6 +221,7 @@ def store(tmp_path_factory):
     mlflow.set_tracking_uri(previous)
 
 
+@pytest.mark.servers
 def test_step_order_and_command_rendering(store):
     job = azure.load_azure_ml_file("job", store["walk"] / "mlops/azureml/train/pipeline.yml")
     assert azureml.step_order(job) == ["prep", "train", "evaluate", "register"]
@@ -235,6 +236,7 @@ def test_step_order_and_command_rendering(store):
         azureml.render_command("python t.py ${{inputs.missing}}", {})
 
 
+@pytest.mark.servers
 def test_local_pipeline_registers_a_model_with_its_metrics(store):
     from mlflow import MlflowClient
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import stat
 
+import pytest
 import requests
 
 from mlops_course.instructor.classroom import ClassServer, read_students
+
+pytestmark = pytest.mark.servers  # PostgreSQL and an MLflow server with authentication
 
 
 def test_class_server_accounts_permissions_and_restart(tmp_path):

@@ -76,6 +76,7 @@ def twin_pipeline(rows: int = 20, corrupt: bool = False):
     card(data=table.outputs["data"]).after(checked)
 
 
+@pytest.mark.servers
 def test_pipeline_compiles_runs_writes_card_and_stops_on_bad_data(tmp_path):
     started = time.monotonic()
     target = tmp_path / "pipeline.yaml"

@@ -186,6 +186,7 @@ def interrupted_runs(tmp_path_factory) -> dict[str, Outcome]:
     return results
 
 
+@pytest.mark.notebooks  # runs notebook 03 three times
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("how", SCENARIOS)
 def test_no_server_outlives_an_interrupted_notebook(interrupted_runs, how):

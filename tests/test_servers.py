@@ -15,6 +15,8 @@ import pytest
 from mlops_course.runtime import processes, servers
 from mlops_course.runtime.processes import ManagedProcess, ServerError
 
+pytestmark = pytest.mark.servers  # real MLflow servers
+
 
 def _alive(pid: int) -> bool:
     try:
