@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 POLICY_VARIABLE = "MLOPS_COURSE_SANDBOX"
+# The whole file system read-only, with fresh /dev and /proc of the sandbox's own.
+SYSTEM_VIEW = ("--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc")
 NOBODY = 65534
 
 
@@ -56,18 +58,7 @@ def available() -> bool:
     import subprocess
 
     probe = subprocess.run(
-        [
-            "bwrap",
-            "--unshare-net",
-            "--ro-bind",
-            "/",
-            "/",
-            "--dev",
-            "/dev",
-            "--proc",
-            "/proc",
-            "true",
-        ],
+        ["bwrap", "--unshare-net", *SYSTEM_VIEW, "true"],
         capture_output=True,
     )
     return probe.returncode == 0
@@ -118,13 +109,7 @@ def sandbox_command(
         "--unshare-pid",
         "--unshare-ipc",
         "--unshare-uts",
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
+        *SYSTEM_VIEW,
     ]
     hidden = [folder for folder in dict.fromkeys(hidden) if os.path.isdir(folder)]
     for folder in hidden:
