@@ -33,10 +33,10 @@ env: $(STAMP)
 
 # uv installs the lock: pip bootstraps uv (its exact version is pinned in the lock), then
 # `uv pip sync` makes the environment exactly the lock. Bytecode is compiled once for every
-# package but aws-cdk-lib (196 MB of bytecode; CDK synthesis is bound by its Node.js side, not
-# by imports) and sympy (only cfn-lint's tests use it), so the environment stays under 2 GB:
-# where PYTHONDONTWRITEBYTECODE is set (CI), Python would otherwise recompile every module at
-# every kernel and server start (README, "Set-up", has the measurements).
+# package but aws-cdk-lib (196 MB of bytecode, of which the course's CDK app imports 30 MB: the
+# first synthesis compiles those, see runtime/twins/cdk.py) and sympy (only cfn-lint's tests
+# use it), so the environment stays under 2 GiB. Where PYTHONDONTWRITEBYTECODE is set (as on
+# CI), Python would otherwise recompile every module at every kernel and server start.
 $(UV):
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: '$(PYTHON)' was not found (set PYTHON=/path/to/python3.11)."; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -105,8 +105,8 @@ def _fixture_class(tmp_path):
                     "    class Fake:",
                     "        class info: run_id = 'fake'",
                     "        class data: metrics = {'accuracy': 1.0}; params = {}",
-                    "    evidence.latest_run = lambda *a, **k: Fake",
-                    "    evidence.expect_params = evidence.expect_metrics = lambda *a, **k: None",
+                    "    checks.latest_run = lambda *a, **k: Fake",
+                    "    checks.expect_params = checks.expect_metrics = lambda *a, **k: None",
                     "    return 'fake'",
                 ]
             )

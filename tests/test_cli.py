@@ -186,3 +186,15 @@ def test_module_help():
         "strip-outputs",
     ):
         assert command in completed.stdout
+
+
+def test_console_script_points_at_the_cli():
+    """`mlops-course` (pyproject's [project.scripts]) resolves to the command line's main."""
+    import importlib
+    import tomllib
+
+    from .conftest import REPO
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    module, _, function = scripts["mlops-course"].partition(":")
+    assert getattr(importlib.import_module(module), function) is cli.main

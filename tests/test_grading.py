@@ -1,14 +1,17 @@
 """Three-way grading of every assignment: the solution gets full marks, the blank release
 zero, and each wrong-answer fixture loses exactly the cells it names.
 
-One temporary nbgrader course per assignment: generate the release, submit the three
-kinds of notebooks, autograde them together, read the gradebook.
+Every submission (solution, blank release, one per fixture, for every selected assignment) is
+dealt in turn to one of two throw-away nbgrader courses, one per core, which autograde in
+parallel. Dealing submissions rather than whole assignments keeps both cores busy to the end:
+the cloud walkthroughs (08-10) take ten times longer than the short notebooks.
 """
 
 from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -19,34 +22,40 @@ from .conftest import ASSIGNMENTS
 pytestmark = pytest.mark.grading
 
 
-def _grade(assignment: str, workdir) -> dict:
-    """Build a course for one assignment, submit solution, blank and fixtures, autograde."""
-    course = courses.make_course(workdir / f"course-{assignment}", [assignment])
-    courses.nbgrader(course, "generate_assignment", assignment, "--force")
+def _variants(assignment: str, course: Path) -> list[tuple[str, object]]:
+    """(student id, notebook) for the solution, the blank release and every fixture."""
     release_path = courses.release_notebook(course, assignment)
-    solution = course / "source" / assignment / f"{assignment}.ipynb"
-    submissions.submit(course, "solution", assignment, release.fill_release(release_path, solution))
-    submissions.submit(course, "blank", assignment, release_path)
-    wrong = fixtures.fixtures(assignment)
-    for fixture in wrong:
-        submission = release.fill_release(release_path, solution, fixture.replace)
-        submissions.submit(course, f"fixture-{fixture.name}", assignment, submission)
-    courses.nbgrader(course, "autograde", assignment, "--force")
-    return {
-        "assignment": assignment,
-        "course": course,
-        "release": release_path,
-        "fixtures": wrong,
-        "scores": {
-            student: gradebook.cell_scores(course, assignment, student)
-            for student in ["solution", "blank", *(f"fixture-{f.name}" for f in wrong)]
-        },
-    }
+    solution = courses.source_notebook(course, assignment)
+    found = [
+        ("solution", release.fill_release(release_path, solution)),
+        ("blank", release_path),
+    ]
+    for fixture in fixtures.fixtures(assignment):
+        wrong = release.fill_release(release_path, solution, fixture.replace)
+        found.append((f"fixture-{fixture.name}", wrong))
+    return found
+
+
+def _autograde_share(course: Path, share: dict[str, list[tuple[str, object]]]) -> dict:
+    """Autograde this course's share of the submissions; scores (or the error) per assignment."""
+    results: dict[str, dict | BaseException] = {}
+    for assignment, students in share.items():
+        try:
+            for student, notebook in students:
+                submissions.submit(course, student, assignment, notebook)
+            courses.nbgrader(course, "autograde", assignment, "--force")
+            results[assignment] = {
+                student: gradebook.cell_scores(course, assignment, student)
+                for student, _ in students
+            }
+        except Exception as error:  # noqa: BLE001 - reported by that assignment's tests only
+            results[assignment] = error
+    return results
 
 
 @pytest.fixture(scope="session")
 def graded_course(tmp_path_factory, request) -> dict[str, dict | BaseException]:
-    """Every selected assignment graded once; assignments run in parallel (one per core)."""
+    """Every selected assignment graded once, its submissions split over one course per core."""
     selected = {
         item.callspec.params["assignment"]
         for item in request.session.items
@@ -54,14 +63,37 @@ def graded_course(tmp_path_factory, request) -> dict[str, dict | BaseException]:
     }
     wanted = sorted(selected) or ASSIGNMENTS  # only what `-k` kept
     workdir = tmp_path_factory.mktemp("grading")
+    workers = max(1, min(os.cpu_count() or 1, 2))
+    worker_courses = [courses.make_course(workdir / f"worker-{i}", wanted) for i in range(workers)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(
+            pool.map(
+                lambda c: courses.nbgrader(c, "generate_assignment", "*", "--force"), worker_courses
+            )
+        )
+    shares: list[dict[str, list]] = [{} for _ in worker_courses]
+    dealt = 0
+    for assignment in wanted:
+        for variant in _variants(assignment, worker_courses[0]):
+            shares[dealt % workers].setdefault(assignment, []).append(variant)
+            dealt += 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        parts = list(pool.map(_autograde_share, worker_courses, shares))
     results: dict[str, dict | BaseException] = {}
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        futures = {pool.submit(_grade, a, workdir): a for a in wanted}
-        for future, assignment in futures.items():
-            try:
-                results[assignment] = future.result()
-            except Exception as error:  # noqa: BLE001 - reported by that assignment's tests only
-                results[assignment] = error
+    for assignment in wanted:
+        scores: dict = {}
+        for part in parts:
+            found = part.get(assignment, {})
+            if isinstance(found, BaseException):
+                results[assignment] = found
+                break
+            scores.update(found)
+        else:
+            results[assignment] = {
+                "assignment": assignment,
+                "fixtures": fixtures.fixtures(assignment),
+                "scores": scores,
+            }
     return results
 
 

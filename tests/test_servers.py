@@ -107,7 +107,7 @@ def test_exception_in_with_block_stops_the_group(tmp_path):
 GUARD_SCRIPT = """
 import sys, time
 from pathlib import Path
-from mlops_course import servers
+from mlops_course.runtime import servers
 folder = Path(sys.argv[1])
 server = servers.tracking_server(f"sqlite:///{folder / 'mlflow.db'}", default_artifact_root=str(folder / "mlruns"), log_dir=folder)
 server.start()

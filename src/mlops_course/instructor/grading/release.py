@@ -64,13 +64,15 @@ def normalized(notebook: nbformat.NotebookNode) -> list[dict]:
 def hidden_test_texts(solution: Path) -> list[str]:
     """Lines that only occur inside hidden-test blocks of a solution notebook.
 
-    Lines that also appear in visible code (``checks.check(``, say) are left out, so a
-    hit in the release is a real leak.
+    A line that also occurs anywhere in the notebook's visible text (visible code, markdown,
+    a message; ``checks.check(``, say, or a short line of a formatted list) is left out, so a
+    hit in the release or in feedback is a real leak.
     """
     hidden: list[str] = []
-    visible: set[str] = set()
+    visible: list[str] = []
     for cell in nbformat.read(solution, as_version=4).cells:
         for block in HIDDEN_BLOCK.findall(cell.source):
             hidden.extend(line.strip() for line in block.splitlines()[1:-1])
-        visible.update(line.strip() for line in HIDDEN_BLOCK.sub("", cell.source).splitlines())
-    return [line for line in dict.fromkeys(hidden) if len(line) > 12 and line not in visible]
+        visible.append(HIDDEN_BLOCK.sub("", cell.source))
+    visible_text = "\n".join(visible)
+    return [line for line in dict.fromkeys(hidden) if len(line) > 12 and line not in visible_text]

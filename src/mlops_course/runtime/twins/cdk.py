@@ -32,6 +32,10 @@ class SynthResult:
 
 def _synth_env(out_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
+    # The set-up compiles no bytecode for aws-cdk-lib (it would be 196 MB); the app's own
+    # imports (about 30 MB of it) are compiled by the first synthesis and re-used after, also
+    # where PYTHONDONTWRITEBYTECODE is set: with them a synthesis takes 5.6 s instead of 9.4 s.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(
         {
             "CDK_OUTDIR": str(out_dir),
