@@ -54,26 +54,16 @@ c.GenerateFeedback.preprocessors = [
 
 # Class grading (`mlops-course grade`) passes its sandbox policy in this variable
 # (mlops_course.instructor.grading.sandbox.POLICY_VARIABLE). Then every kernel starts in the
-# sandbox, a canary in every test cell catches kernels altered to skip tests, and feedback
-# loses its tracebacks too (they may show hidden-test code).
+# sandbox, every test cell's hidden part is judged outside the kernel by the trusted judge
+# (mlops_course.instructor.grading.judge.TrustedExecute instead of nbgrader's Execute), and
+# feedback loses its tracebacks too (they may show hidden-test code).
 _policy = os.environ.get("MLOPS_COURSE_SANDBOX")
 if _policy:
     c.Execute.timeout = int(json.loads(_policy)["timeout_seconds"])
     c.Execute.interrupt_on_timeout = True
-    c.Execute.kernel_manager_class = (
-        "mlops_course.instructor.grading.sandbox.SandboxedKernelManager"
-    )
-    c.Autograde.sanitize_preprocessors = [
-        "nbgrader.preprocessors.ClearOutput",
-        "nbgrader.preprocessors.DeduplicateIds",
-        "nbgrader.preprocessors.OverwriteKernelspec",
-        "nbgrader.preprocessors.OverwriteCells",
-        "nbgrader.preprocessors.CheckCellMetadata",
-        "mlops_course.instructor.grading.hooks.InjectCanary",
-    ]
+    c.Execute.kernel_manager_class = "mlops_course.instructor.grading.sandbox.SandboxedKernelManager"
     c.Autograde.autograde_preprocessors = [
-        "nbgrader.preprocessors.Execute",
-        "mlops_course.instructor.grading.hooks.CheckCanary",
+        "mlops_course.instructor.grading.judge.TrustedExecute",
         "nbgrader.preprocessors.IgnorePattern",
         "nbconvert.preprocessors.ClearMetadataPreprocessor",
         "nbgrader.preprocessors.LimitOutput",

@@ -1,5 +1,7 @@
-"""Three-way grading of every assignment: the solution gets full marks, the blank release
-zero, and each wrong-answer fixture loses exactly the cells it names.
+"""Three-way grading of every assignment through the trusted path of `mlops-course grade`:
+the solution gets full marks, the blank release zero, and each wrong-answer fixture loses
+exactly the cells it names. Every kernel runs in the sandbox (when bubblewrap is here) and
+every hidden test is judged outside it (mlops_course.instructor.grading.judge).
 
 Every submission (solution, blank release, one per fixture, for every selected assignment) is
 dealt in turn to one of two throw-away nbgrader courses, one per core, which autograde in
@@ -15,7 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from mlops_course.instructor.grading import courses, fixtures, gradebook, release, submissions
+from mlops_course.instructor.grading import (
+    classgrade,
+    courses,
+    fixtures,
+    gradebook,
+    release,
+    sandbox,
+    submissions,
+)
 
 from .conftest import ASSIGNMENTS
 
@@ -36,14 +46,20 @@ def _variants(assignment: str, course: Path) -> list[tuple[str, object]]:
     return found
 
 
+TIMEOUT = 300  # seconds per submission, as the grade command's default
+
+
 def _autograde_share(course: Path, share: dict[str, list[tuple[str, object]]]) -> dict:
     """Autograde this course's share of the submissions; scores (or the error) per assignment."""
     results: dict[str, dict | BaseException] = {}
+    env = classgrade.grading_env(
+        course / "records", TIMEOUT, [course.parent], use_sandbox=sandbox.available()
+    )
     for assignment, students in share.items():
         try:
             for student, notebook in students:
                 submissions.submit(course, student, assignment, notebook)
-            courses.nbgrader(course, "autograde", assignment, "--force")
+            courses.nbgrader(course, "autograde", assignment, "--force", env=env)
             results[assignment] = {
                 student: gradebook.cell_scores(course, assignment, student)
                 for student, _ in students

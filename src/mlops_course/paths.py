@@ -23,7 +23,6 @@ __all__ = [
     "grading_dir",
     "log_dir",
     "nbgrader_config",
-    "outside_checks_dir",
     "release_dir",
     "repo_root",
     "solution_notebooks",
@@ -88,7 +87,7 @@ def release_dir() -> Path:
 
 
 def grading_dir() -> Path:
-    """``grading/``: nbgrader's configuration, the wrong-answer fixtures, outside checks."""
+    """``grading/``: nbgrader's configuration, the wrong-answer fixtures, the grading bench."""
     return repo_root() / "grading"
 
 
@@ -100,11 +99,6 @@ def nbgrader_config() -> Path:
 def fixtures_dir(assignment: str) -> Path:
     """``grading/fixtures/<assignment>/``: the assignment's wrong-answer fixtures."""
     return grading_dir() / "fixtures" / assignment
-
-
-def outside_checks_dir() -> Path:
-    """``grading/outside_checks/``: checks class grading runs outside the student's kernel."""
-    return grading_dir() / "outside_checks"
 
 
 def build_dir() -> Path:

@@ -6,7 +6,8 @@
 - :mod:`.fixtures`: the wrong-answer fixtures of ``grading/fixtures/``.
 - :mod:`.gradebook`: scores read from, and corrected in, nbgrader's gradebook.
 - Class grading (``mlops-course grade``), step by step: :mod:`.classgrade` runs the life cycle
-  (assign, collect, run, check, feedback) with :mod:`.submissions`, :mod:`.sandbox`,
-  :mod:`.hooks` (canary, tracebacks), :mod:`.outside` (checks outside the kernel) and
+  (assign, collect, run, check, feedback) with :mod:`.submissions`, :mod:`.sandbox` (the
+  student's kernel), :mod:`.judge` (every hidden test, outside that kernel) with its
+  :mod:`.channel` to the kernel, :mod:`.hooks` (feedback without tracebacks) and
   :mod:`.summary` (grades.csv, summary.html).
 """

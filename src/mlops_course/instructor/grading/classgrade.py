@@ -7,19 +7,19 @@ The life cycle, one module per step:
    tampered ones sorted out (:mod:`.submissions`);
 3. **run**: the submissions are split over worker courses that ``nbgrader autograde`` in
    parallel, every kernel in the sandbox of :mod:`.sandbox` (no network, read-only system,
-   limits, a deadline) with a canary in every test cell (:mod:`.hooks`);
-4. **check**: the evidence an exercise leaves in the MLflow store or on disk is re-checked
-   from outside the kernel (:mod:`.outside`); a test cell that passed in the kernel while its
-   evidence is missing scores zero;
-5. **feedback**: one HTML page per student, hidden tests and tracebacks removed, and
-   ``grades.csv`` with ``summary.html`` (:mod:`.summary`).
+   limits, a deadline);
+4. **check**: every hidden test runs in the grader's own process, outside the kernel, and
+   alone decides its cell's points (:mod:`.judge`); the kernel only runs the student's cells
+   and the visible tests;
+5. **feedback**: one HTML page per student, hidden tests and tracebacks removed (:mod:`.hooks`),
+   and ``grades.csv`` with ``summary.html`` (:mod:`.summary`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import sys
@@ -32,18 +32,10 @@ from pathlib import Path
 import nbformat
 
 from mlops_course import paths
-from mlops_course.instructor.grading import (
-    courses,
-    gradebook,
-    hooks,
-    outside,
-    sandbox,
-    submissions,
-    summary,
-)
+from mlops_course.instructor.grading import courses, gradebook, sandbox, submissions, summary
 from mlops_course.runtime.errors import CourseError
 
-__all__ = ["GradeRow", "GradingRefused", "grade_class"]
+__all__ = ["GradeRow", "GradingRefused", "grade_class", "grading_env"]
 
 NETWORK_ERRORS = re.compile(
     r"Network is unreachable|Temporary failure in name resolution|Name or service not known|"
@@ -114,10 +106,9 @@ def grade_class(
     worker_of = _distribute(base, runnable, n_workers, run)
     run.env = _grading_env(run, [out, submissions_dir], use_sandbox)
     _in_parallel(lambda course: _autograde(course, run), sorted(set(worker_of.values())))
-    progress(f"autograded in {time.monotonic() - started:.1f} s; checking evidence, feedback")
+    progress(f"autograded in {time.monotonic() - started:.1f} s; writing feedback")
 
-    checks = outside.load(assignment, run.max_scores)
-    rows = [_grade_row(s, worker_of.get(s.student_id), run, checks) for s in found]
+    rows = [_grade_row(s, worker_of.get(s.student_id), run) for s in found]
     _feedback(run, worker_of)
     summary.write_grades(rows, out, assignment, run.max_scores)
     seconds = time.monotonic() - started
@@ -175,15 +166,22 @@ def _distribute(
 
 
 def _grading_env(run: _Run, hidden: list[Path], use_sandbox: bool) -> dict[str, str]:
-    """The variables that turn on class grading in ``grading/nbgrader_config.py``: the sandbox
-    policy and the canary's secret."""
+    return grading_env(run.work, run.timeout, hidden, use_sandbox=use_sandbox)
+
+
+def grading_env(
+    records: Path, timeout: int, hidden: list[Path], *, use_sandbox: bool = True
+) -> dict[str, str]:
+    """The variable that turns on trusted grading in ``grading/nbgrader_config.py``: the sandbox
+    policy (the judge runs whether or not the kernel is sandboxed). ``records`` is where the
+    sandbox and the judge write what happened; ``hidden`` are folders the kernel must not see."""
     repo = paths.repo_root()
     mirror = os.environ.get("MLOPS_COURSE_DATA_MIRROR")
     policy = sandbox.SandboxPolicy(
-        timeout_seconds=run.timeout,
-        cpu_seconds=run.timeout * 2,
+        timeout_seconds=timeout,
+        cpu_seconds=timeout * 2,
         hide=[str(repo), *map(str, hidden)],
-        records=str(run.work),
+        records=str(records),
         # Bound back read-only: the package, the data cache, the walkthroughs (notebooks 08-10
         # read them) and the Python environment; solutions/ and grading/ stay hidden.
         expose=[
@@ -195,7 +193,7 @@ def _grading_env(run: _Run, hidden: list[Path], use_sandbox: bool) -> dict[str, 
         ],
         enabled=use_sandbox,
     )
-    return {hooks.CANARY_VARIABLE: secrets.token_hex(16), sandbox.POLICY_VARIABLE: policy.to_env()}
+    return {sandbox.POLICY_VARIABLE: policy.to_env()}
 
 
 def _in_parallel(job: Callable[[Path], object], worker_courses: list[Path]) -> None:
@@ -234,7 +232,6 @@ def _grade_row(
     submission: submissions.Submission,
     course: Path | None,
     run: _Run,
-    checks: dict[str, outside.Check],
 ) -> GradeRow:
     assignment = run.assignment
     row = GradeRow(
@@ -250,41 +247,45 @@ def _grade_row(
         return row
     workdir = course / "autograded" / submission.student_id / assignment
     executed_path = workdir / f"{assignment}.ipynb"
-    if not executed_path.exists():
-        if sandbox.timed_out(run.work / "kernels", submission.student_id, run.timeout):
-            row.status = "timeout"
-            row.message = "The notebook did not finish within the time limit."
-        else:
-            row.status = "crashed"
-            row.message = "The kernel died before the notebook finished (it crashed or was killed)."
+    record = _judge_record(run, submission.student_id)
+    timed_out = sandbox.timed_out(run.work / "kernels", submission.student_id, run.timeout)
+    if not executed_path.exists() or record is None:
+        row.status = "timeout" if timed_out else "crashed"
+        row.message = (
+            "The notebook did not finish within the time limit."
+            if timed_out
+            else "The kernel died before the notebook finished (it crashed or was killed)."
+        )
         return row
     scores = gradebook.cell_scores(course, assignment, submission.student_id)
     cells = {g: (scores[g].score if g in scores else 0.0) for g in run.max_scores}
     executed = nbformat.read(executed_path, as_version=4)
     notes = list(submission.notes)
-    altered = [
-        c.metadata["nbgrader"]["grade_id"]
-        for c in executed.cells
-        if c.metadata.get(hooks.TAMPER_KEY) and "nbgrader" in c.metadata
-    ]
-    if altered:
-        notes.append(
-            f"test cell(s) {', '.join(altered)} did not run as written (kernel altered; scored zero)"
-        )
-    passed = {g for g, s in cells.items() if s > 0}
-    for grade_id, reason in outside.run(checks, workdir, passed).items():
-        cells[grade_id] = 0.0
-        notes.append(f"{grade_id} passed in the kernel but its evidence is missing ({reason})")
-        gradebook.zero_cell(course, assignment, submission.student_id, grade_id)
     if NETWORK_ERRORS.search(_outputs_text(executed)):
         notes.append("the notebook tried to reach the network (blocked by the sandbox)")
     row.cells = cells
     row.score = round(sum(cells.values()), 2)
-    if notes:
+    passed = sum(1 for s in cells.values() if s > 0)
+    if record.get("kernel_died"):
+        row.status = "timeout" if timed_out else "crashed"
+        row.message = (
+            f"The kernel {'was stopped at the time limit' if timed_out else 'died'} before the "
+            f"notebook finished; {passed}/{len(cells)} test cells passed before that."
+        )
+    elif notes:
         row.status, row.message = "tampered", "; ".join(notes).capitalize() + "."
     else:
-        row.message = f"{sum(1 for s in cells.values() if s > 0)}/{len(cells)} test cells passed."
+        row.message = f"{passed}/{len(cells)} test cells passed."
     return row
+
+
+def _judge_record(run: _Run, student_id: str) -> dict | None:
+    """What the judge wrote about a submission (None when it never finished)."""
+    path = run.work / "judge" / f"{student_id}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _feedback(run: _Run, worker_of: dict[str, Path]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CellScore", "cell_scores", "zero_cell"]
+__all__ = ["CellScore", "cell_scores"]
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,3 @@ def cell_scores(course: Path, assignment: str, student: str) -> dict[str, CellSc
             )
             for grade in submission.grades
         }
-
-
-def zero_cell(course: Path, assignment: str, student: str, grade_id: str) -> None:
-    """Record a zero for one cell (an outside check's verdict), so feedback shows the same score."""
-    with _gradebook(course) as gradebook:
-        grade = gradebook.find_grade(grade_id, assignment, assignment, student)
-        grade.manual_score = 0.0
-        gradebook.db.commit()

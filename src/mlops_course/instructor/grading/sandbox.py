@@ -30,7 +30,6 @@ from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
 
-from mlops_course.instructor.grading.hooks import CANARY_VARIABLE
 from mlops_course.runtime.errors import CourseError
 
 __all__ = [
@@ -39,6 +38,7 @@ __all__ = [
     "SandboxedKernelManager",
     "available",
     "sandbox_command",
+    "sandbox_pid",
 ]
 
 POLICY_VARIABLE = "MLOPS_COURSE_SANDBOX"
@@ -105,6 +105,7 @@ def sandbox_command(
         "bwrap",
         "--die-with-parent",
         "--new-session",
+        *(["--info-fd", "3"] if exit_file is not None else []),
         "--unshare-net",
         "--unshare-pid",
         "--unshare-ipc",
@@ -160,10 +161,25 @@ def sandbox_command(
         return argv
     # The shell outside the sandbox writes down the exit status and the seconds the kernel
     # lived, also when it dies mid-notebook: a kill at the deadline tells a timeout from a crash.
+    # bwrap writes the sandbox's first process id to fd 3 (the .info file): the judge enters that
+    # process's network namespace to reach the servers the notebook started.
+    info_file = exit_file.with_suffix(".info")
     script = (
-        f'start=$(date +%s); "$@"; code=$?; echo "$code $(( $(date +%s) - start ))" > {exit_file}'
+        f'start=$(date +%s); "$@" 3>{info_file}; code=$?; '
+        f'echo "$code $(( $(date +%s) - start ))" > {exit_file}'
     )
     return ["sh", "-c", script, "sandboxed-kernel", *argv]
+
+
+def sandbox_pid(folder: Path, student: str) -> int | None:
+    """The process id of a student's running sandbox (from bwrap's info), or None."""
+    import json
+
+    try:
+        pid = int(json.loads((folder / f"{student}.info").read_text())["child-pid"])
+    except (OSError, ValueError, KeyError):
+        return None
+    return pid if Path(f"/proc/{pid}/ns/net").exists() else None
 
 
 def _exit_file(policy: SandboxPolicy, workdir: Path) -> Path:
@@ -194,7 +210,6 @@ GRADER_ONLY = (
     "MLFLOW_TRACKING_URI",
     "MLOPS_COURSE_OWN_TRACKING_URI",
     POLICY_VARIABLE,
-    CANARY_VARIABLE,
     "MLOPS_COURSE_NBGRADER_ROOT",  # the worker course's folder
 )
 
@@ -233,6 +248,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         os.chmod(self.connection_file, 0o600)
         exit_file = _exit_file(policy, workdir)
         exit_file.unlink(missing_ok=True)
+        exit_file.with_suffix(".info").unlink(missing_ok=True)
         return sandbox_command(kernel_cmd, workdir, ipc_dir, policy, exit_file), _scrubbed(kw)
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:  # type: ignore[override]

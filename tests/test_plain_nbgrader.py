@@ -1,0 +1,41 @@
+"""Plain `nbgrader autograde` still grades the course: the hidden tests run inside the kernel
+there (the same code the judge runs outside it under `mlops-course grade`).
+
+Plain nbgrader trusts the kernel, so only the honest cases are checked here: the solution gets
+full marks and the blank release zero. The cheap notebooks are enough to show the in-kernel
+path of the hidden tests works under nbgrader; every notebook's hidden tests also run in the
+kernel when `make course` executes the solutions (tests/test_notebooks.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mlops_course.instructor.grading import courses, gradebook, release, submissions
+
+pytestmark = pytest.mark.grading
+
+PLAIN = ["00_start_here", "01_mlops_paradigm", "07_search_runs", "11_quiz"]
+
+
+@pytest.fixture(scope="module")
+def plain_course(tmp_path_factory):
+    course = courses.make_course(tmp_path_factory.mktemp("plain"), PLAIN)
+    courses.nbgrader(course, "generate_assignment", "*", "--force")
+    for assignment in PLAIN:
+        blank = courses.release_notebook(course, assignment)
+        solved = release.fill_release(blank, courses.source_notebook(course, assignment))
+        submissions.submit(course, "solution", assignment, solved)
+        submissions.submit(course, "blank", assignment, blank)
+        courses.nbgrader(course, "autograde", assignment, "--force")
+    return course
+
+
+@pytest.mark.parametrize("assignment", PLAIN)
+def test_plain_nbgrader_grades_solution_and_blank(plain_course, assignment):
+    solution = gradebook.cell_scores(plain_course, assignment, "solution")
+    blank = gradebook.cell_scores(plain_course, assignment, "blank")
+    lost = {g: s.score for g, s in solution.items() if s.score < s.max_score}
+    earned = {g: s.score for g, s in blank.items() if s.score > 0}
+    assert not lost, f"Plain nbgrader: the solution of {assignment} loses points in {lost}."
+    assert not earned, f"Plain nbgrader: the blank release of {assignment} earns {earned}."
