@@ -61,7 +61,9 @@ _policy = os.environ.get("MLOPS_COURSE_SANDBOX")
 if _policy:
     c.Execute.timeout = int(json.loads(_policy)["timeout_seconds"])
     c.Execute.interrupt_on_timeout = True
-    c.Execute.kernel_manager_class = "mlops_course.instructor.grading.sandbox.SandboxedKernelManager"
+    c.Execute.kernel_manager_class = (
+        "mlops_course.instructor.grading.sandbox.SandboxedKernelManager"
+    )
     c.Autograde.autograde_preprocessors = [
         "mlops_course.instructor.grading.judge.TrustedExecute",
         "nbgrader.preprocessors.IgnorePattern",
