@@ -15,9 +15,11 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from mlops_course.instructor.grading import (
+    attacks,
     classgrade,
     courses,
     fixtures,
@@ -27,7 +29,7 @@ from mlops_course.instructor.grading import (
     submissions,
 )
 
-from .conftest import ASSIGNMENTS
+from .conftest import ASSIGNMENTS, REPO
 
 pytestmark = pytest.mark.grading
 
@@ -47,13 +49,19 @@ def _variants(assignment: str, course: Path) -> list[tuple[str, object]]:
 
 
 TIMEOUT = 300  # seconds per submission, as the grade command's default
+ATTACK_TIMEOUT = 25  # attacked notebooks end in an endless loop: the sandbox's deadline ends them
+# Assignments whose wrong-answer fixtures are also graded with the kernel attacks added (full
+# notebooks: the cheap ones; every assignment gets the attacks on its blank release).
+TAMPERED = ["00_start_here", "01_mlops_paradigm", "07_search_runs", "11_quiz"]
 
 
-def _autograde_share(course: Path, share: dict[str, list[tuple[str, object]]]) -> dict:
+def _autograde_share(
+    course: Path, share: dict[str, list[tuple[str, object]]], timeout: int = TIMEOUT
+) -> dict:
     """Autograde this course's share of the submissions; scores (or the error) per assignment."""
     results: dict[str, dict | BaseException] = {}
     env = classgrade.grading_env(
-        course / "records", TIMEOUT, [course.parent], use_sandbox=sandbox.available()
+        course / "records", timeout, [course.parent], use_sandbox=sandbox.available()
     )
     for assignment, students in share.items():
         try:
@@ -69,17 +77,18 @@ def _autograde_share(course: Path, share: dict[str, list[tuple[str, object]]]) -
     return results
 
 
-@pytest.fixture(scope="session")
-def graded_course(tmp_path_factory, request) -> dict[str, dict | BaseException]:
-    """Every selected assignment graded once, its submissions split over one course per core."""
+def _selected(request, fixture: str) -> list[str]:
+    """The assignments of the tests that use ``fixture`` and that `-k` kept."""
     selected = {
         item.callspec.params["assignment"]
         for item in request.session.items
-        if "graded" in getattr(item, "fixturenames", ()) and "assignment" in item.callspec.params
+        if fixture in getattr(item, "fixturenames", ()) and "assignment" in item.callspec.params
     }
-    wanted = sorted(selected) or ASSIGNMENTS  # only what `-k` kept
-    workdir = tmp_path_factory.mktemp("grading")
-    workers = max(1, min(os.cpu_count() or 1, 2))
+    return sorted(selected) or ASSIGNMENTS
+
+
+def _grade_all(workdir: Path, wanted: list[str], variants, timeout: int, workers: int) -> dict:
+    """Deal every variant of every assignment over ``workers`` courses; grade; scores."""
     worker_courses = [courses.make_course(workdir / f"worker-{i}", wanted) for i in range(workers)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(
@@ -90,11 +99,11 @@ def graded_course(tmp_path_factory, request) -> dict[str, dict | BaseException]:
     shares: list[dict[str, list]] = [{} for _ in worker_courses]
     dealt = 0
     for assignment in wanted:
-        for variant in _variants(assignment, worker_courses[0]):
+        for variant in variants(assignment, worker_courses[0]):
             shares[dealt % workers].setdefault(assignment, []).append(variant)
             dealt += 1
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(_autograde_share, worker_courses, shares))
+        parts = list(pool.map(lambda c, s: _autograde_share(c, s, timeout), worker_courses, shares))
     results: dict[str, dict | BaseException] = {}
     for assignment in wanted:
         scores: dict = {}
@@ -109,8 +118,52 @@ def graded_course(tmp_path_factory, request) -> dict[str, dict | BaseException]:
                 "assignment": assignment,
                 "fixtures": fixtures.fixtures(assignment),
                 "scores": scores,
+                "courses": worker_courses,
             }
     return results
+
+
+@pytest.fixture(scope="session")
+def graded_course(tmp_path_factory, request) -> dict[str, dict | BaseException]:
+    """Every selected assignment graded once, its submissions split over one course per core."""
+    workers = max(1, min(os.cpu_count() or 1, 2))
+    return _grade_all(
+        tmp_path_factory.mktemp("grading"),
+        _selected(request, "graded"),
+        _variants,
+        TIMEOUT,
+        workers,
+    )
+
+
+def _attack_variants(assignment: str, course: Path) -> list[tuple[str, object]]:
+    blank = nbformat.read(courses.release_notebook(course, assignment), as_version=4)
+    solution_path = courses.source_notebook(course, assignment)
+    solution = nbformat.read(solution_path, as_version=4)
+    found = [
+        (f"attack-{kind}", attacks.attack(blank, kind, solution))
+        for kind in ("pack", "input", "exit")
+    ]
+    if assignment in TAMPERED:
+        release_path = courses.release_notebook(course, assignment)
+        for fixture in fixtures.fixtures(assignment):
+            wrong = release.fill_release(release_path, solution_path, fixture.replace)
+            found.append((f"tamper-{fixture.name}", attacks.attack(wrong, "tamper")))
+    return found
+
+
+@pytest.fixture(scope="session")
+def attacked_course(tmp_path_factory, request) -> dict[str, dict | BaseException]:
+    """The attacks of mlops_course.instructor.grading.attacks on every selected assignment.
+
+    Three workers: an attacked notebook spends most of its time in its endless loop."""
+    return _grade_all(
+        tmp_path_factory.mktemp("attacks"),
+        _selected(request, "attacked"),
+        _attack_variants,
+        ATTACK_TIMEOUT,
+        3,
+    )
 
 
 @pytest.fixture(params=ASSIGNMENTS)
@@ -121,6 +174,14 @@ def assignment(request) -> str:
 @pytest.fixture
 def graded(graded_course, assignment) -> dict:
     result = graded_course[assignment]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+@pytest.fixture
+def attacked(attacked_course, assignment) -> dict:
+    result = attacked_course[assignment]
     if isinstance(result, BaseException):
         raise result
     return result
@@ -177,3 +238,48 @@ def test_wrong_answers_lose_exactly_their_cells(graded):
                     f"Fixture {fixture.name} should keep {grade_id} ({solution[grade_id].score:g} points), "
                     f"found {score.score:g}."
                 )
+
+
+def test_attacks_score_what_the_blank_scores(attacked):
+    """Whatever a student's cells do to their kernel, a blank notebook earns nothing."""
+    for student, scores in attacked["scores"].items():
+        if student.startswith("attack-"):
+            earned = {g: s.score for g, s in scores.items() if s.score > 0}
+            assert not earned, (
+                f"{student} of {attacked['assignment']} earns points the blank release does not: "
+                f"{earned}."
+            )
+
+
+def test_tampering_keeps_a_wrong_answer_wrong(attacked):
+    """A wrong answer plus every kernel attack scores what the wrong answer scores alone."""
+    for fixture in attacked["fixtures"]:
+        scores = attacked["scores"].get(f"tamper-{fixture.name}")
+        if scores is None:
+            continue
+        for grade_id, score in scores.items():
+            if grade_id in fixture.loses:
+                assert score.score == 0, (
+                    f"Fixture {fixture.name} with the kernel attacks scores {score.score:g} in "
+                    f"{grade_id}, which the wrong answer loses."
+                )
+
+
+def test_attacks_leak_no_hidden_test(attacked):
+    """Nothing an attack prints (history, files, environment) holds a line of a hidden test."""
+    assignment = attacked["assignment"]
+    hidden = release.hidden_test_texts(REPO / "solutions" / assignment / f"{assignment}.ipynb")
+    for course in attacked["courses"]:
+        for path in (course / "autograded").glob(f"*/{assignment}/{assignment}.ipynb"):
+            if not path.parent.parent.name.startswith(("attack-", "tamper-")):
+                continue
+            executed = nbformat.read(path, as_version=4)
+            shown = "\n".join(
+                str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
+                for cell in executed.cells
+                for output in cell.get("outputs", [])
+            )
+            leaked = [line for line in hidden if line in shown]
+            assert not leaked, (
+                f"{path.parent.parent.name} of {assignment} printed hidden test text: {leaked[:2]}."
+            )

@@ -41,8 +41,9 @@ def encode(value: Any, _depth: int = 0) -> Any:
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
-        return value
-    if isinstance(value, float):
+        return int(value)
+    if isinstance(value, float):  # NumPy's float64 is a float too: sent as a plain one
+        value = float(value)
         return value if math.isfinite(value) else {TAG: "float", "value": repr(value)}
     if isinstance(value, list | tuple):
         return [encode(item, _depth + 1) for item in value]
@@ -111,9 +112,9 @@ def decode(data: Any) -> Any:
     if kind == "float":
         return float(data["value"])
     if kind == "set":
-        return {decode(item) for item in data["items"]}
+        return {_hashable(decode(item)) for item in data["items"]}
     if kind == "map":
-        return {decode(key): decode(item) for key, item in data["items"]}
+        return {_hashable(decode(key)): decode(item) for key, item in data["items"]}
     if kind == "bytes":
         return base64.b64decode(data["base64"])
     if kind == "path":
@@ -139,6 +140,11 @@ def decode(data: Any) -> Any:
         series = pd.Series(split["data"], index=split["index"], name=decode(data["name"]))
         return _astype(series, data.get("dtype", ""))
     raise NotData(f"Expected a known data form, found {kind!r}.")
+
+
+def _hashable(item: Any) -> Any:
+    """Tuples travel as lists; as a key or a set item a list becomes a tuple again."""
+    return tuple(_hashable(x) for x in item) if isinstance(item, list) else item
 
 
 SAFE_DTYPES = ("int", "uint", "float", "bool", "object", "string")

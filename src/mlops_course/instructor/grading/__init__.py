@@ -10,4 +10,6 @@
   student's kernel), :mod:`.judge` (every hidden test, outside that kernel) with its
   :mod:`.channel` to the kernel, :mod:`.hooks` (feedback without tracebacks) and
   :mod:`.summary` (grades.csv, summary.html).
+- :mod:`.attacks`: submissions that attack the grader, for the tests that prove they earn
+  nothing.
 """

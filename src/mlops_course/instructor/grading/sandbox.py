@@ -6,10 +6,11 @@ Debian's ``bubblewrap``:
 
 - a private network namespace (only its own loopback: a tracking server the notebook
   starts still works, nothing outside does);
-- the whole file system read-only, with the course repository, /tmp, /root and /home
-  hidden behind empty tmpfs mounts, and only what the kernel needs bound back: the Python
-  environment and its base installation, the package source, the data cache or mirror,
-  and the submission's own folder (writable);
+- of the machine's file system only /usr and /etc, read-only, and a private /tmp; then only
+  what the kernel needs, bound back one folder at a time: the Python environment and its
+  base installation, the package source, the data cache or mirror, the walkthroughs (all
+  read-only), and the submission's own folder (writable). No home folder, no other clone of
+  the course, no other submission is there;
 - an unprivileged user (``nobody``), so process, memory and CPU-time limits (``prlimit``)
   apply, and a wall-clock deadline (``timeout``) after which the kernel is killed.
 
@@ -42,8 +43,28 @@ __all__ = [
 ]
 
 POLICY_VARIABLE = "MLOPS_COURSE_SANDBOX"
-# The whole file system read-only, with fresh /dev and /proc of the sandbox's own.
+# The whole file system read-only, with fresh /dev and /proc of the sandbox's own (the probe).
 SYSTEM_VIEW = ("--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc")
+# What a kernel sees of the machine: the system's programs and libraries and /etc, read-only.
+# Nothing else of the machine is there (no home folders, no /work, /srv, /opt, /var): what the
+# kernel needs besides is bound back one folder at a time (the Python environment, the
+# package, the data, the walkthroughs, the submission's own folder).
+SYSTEM_DIRS = ("/usr", "/etc")
+SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
+
+
+def _system_view() -> list[str]:
+    argv: list[str] = []
+    for folder in SYSTEM_DIRS:
+        argv += ["--ro-bind", folder, folder]
+    for link in SYSTEM_LINKS:
+        if os.path.islink(link):
+            argv += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link):
+            argv += ["--ro-bind", link, link]
+    return [*argv, "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+
+
 NOBODY = 65534
 
 
@@ -100,7 +121,6 @@ def sandbox_command(
     exit_file: Path | None = None,
 ) -> list[str]:
     """Wrap a kernel command line with bubblewrap, an unprivileged user, limits and a deadline."""
-    hidden = ["/tmp", "/root", "/home", *policy.hide]
     argv = [
         "bwrap",
         "--die-with-parent",
@@ -110,26 +130,27 @@ def sandbox_command(
         "--unshare-pid",
         "--unshare-ipc",
         "--unshare-uts",
-        *SYSTEM_VIEW,
+        *_system_view(),
     ]
-    hidden = [folder for folder in dict.fromkeys(hidden) if os.path.isdir(folder)]
-    for folder in hidden:
-        argv += ["--tmpfs", folder]
     bound = [
         (f, "--ro-bind")
         for f in dict.fromkeys([*_python_roots(), *policy.expose])
         if os.path.exists(f)
     ]
     bound += [(str(workdir), "--bind"), (str(ipc_dir), "--bind")]
-    made: set[str] = set()
+    made: set[str] = {"/", *SYSTEM_DIRS, "/tmp", "/dev", "/proc"}
     for folder, how in bound:
-        # Mount points bwrap creates inside a tmpfs are private (0700); nobody must traverse them.
+        # Folders bwrap creates for a mount point are private (0700): nobody must traverse them.
         for parent in reversed(Path(folder).parents):
             text = str(parent)
-            if text not in made and any(text.startswith(h + "/") for h in hidden):
+            if text not in made and not text.startswith(tuple(d + "/" for d in SYSTEM_DIRS)):
                 argv += ["--perms", "0755", "--dir", text]
                 made.add(text)
         argv += [how, folder, folder]
+    # Folders inside what is shown that must stay hidden (none by default).
+    for folder in policy.hide:
+        if any(folder.startswith(f + "/") for f, _ in bound) and os.path.isdir(folder):
+            argv += ["--tmpfs", folder]
     argv += [
         "--chdir",
         str(workdir),
