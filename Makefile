@@ -15,7 +15,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 PYTEST := $(BIN)/python -m pytest --durations=15
 LINTED := src tests grading solutions walkthroughs
 
-.PHONY: course test test-fast lab release lint format bench bench-grading lock env clean help
+.PHONY: course test test-fast lab release lint format bench bench-attacks bench-grading lock env clean help
 
 help:
 	@echo "make course     execute every solution notebook headless (report in build/course/report.md)"
@@ -26,6 +26,7 @@ help:
 	@echo "make lint       ruff check and format check on the package, tests, walkthroughs and solution notebooks"
 	@echo "make format     ruff format (and safe fixes) on the same files"
 	@echo "make bench      execute the course and write per-notebook seconds to build/bench.json"
+	@echo "make bench-attacks  what the grader attacks score, grade command vs plain nbgrader (build/bench-attacks.md)"
 	@echo "make bench-grading  sequential nbgrader vs mlops-course grade on 40 submissions (build/bench-grading.json)"
 	@echo "make lock       re-resolve requirements.lock from pyproject.toml (needs the network)"
 
@@ -76,6 +77,9 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m mlops_course course --bench
+
+bench-attacks: $(STAMP)
+	$(BIN)/python grading/bench_attacks.py
 
 bench-grading: $(STAMP)
 	$(BIN)/python grading/bench_grading.py

@@ -84,7 +84,7 @@ def _selected(request, fixture: str) -> list[str]:
         for item in request.session.items
         if fixture in getattr(item, "fixturenames", ()) and "assignment" in item.callspec.params
     }
-    return sorted(selected) or ASSIGNMENTS
+    return sorted(selected)
 
 
 def _grade_all(workdir: Path, wanted: list[str], variants, timeout: int, workers: int) -> dict:
@@ -123,19 +123,6 @@ def _grade_all(workdir: Path, wanted: list[str], variants, timeout: int, workers
     return results
 
 
-@pytest.fixture(scope="session")
-def graded_course(tmp_path_factory, request) -> dict[str, dict | BaseException]:
-    """Every selected assignment graded once, its submissions split over one course per core."""
-    workers = max(1, min(os.cpu_count() or 1, 2))
-    return _grade_all(
-        tmp_path_factory.mktemp("grading"),
-        _selected(request, "graded"),
-        _variants,
-        TIMEOUT,
-        workers,
-    )
-
-
 def _attack_variants(assignment: str, course: Path) -> list[tuple[str, object]]:
     blank = nbformat.read(courses.release_notebook(course, assignment), as_version=4)
     solution_path = courses.source_notebook(course, assignment)
@@ -153,17 +140,27 @@ def _attack_variants(assignment: str, course: Path) -> list[tuple[str, object]]:
 
 
 @pytest.fixture(scope="session")
-def attacked_course(tmp_path_factory, request) -> dict[str, dict | BaseException]:
-    """The attacks of mlops_course.instructor.grading.attacks on every selected assignment.
+def graded_runs(tmp_path_factory, request) -> dict[str, dict[str, dict | BaseException]]:
+    """Every selected assignment graded: its honest variants (solution, blank, fixtures) and
+    its attacks, both at once.
 
-    Three workers: an attacked notebook spends most of its time in its endless loop."""
-    return _grade_all(
-        tmp_path_factory.mktemp("attacks"),
-        _selected(request, "attacked"),
-        _attack_variants,
-        ATTACK_TIMEOUT,
-        3,
-    )
+    The honest variants go to one course per core. The attacks go to three more courses at
+    the same time: an attacked notebook spends most of its time asleep in its endless loop
+    until the sandbox's deadline ends it, so they cost wall time, hardly any CPU."""
+    jobs = {  # fixture name: (folder, variants, deadline, workers)
+        "graded": ("grading", _variants, TIMEOUT, max(1, min(os.cpu_count() or 1, 2))),
+        "attacked": ("attacks", _attack_variants, ATTACK_TIMEOUT, 3),
+    }
+    wanted = {name: _selected(request, name) for name in jobs}
+    wanted = {name: found for name, found in wanted.items() if found}
+    with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+        futures = {
+            name: pool.submit(
+                _grade_all, tmp_path_factory.mktemp(jobs[name][0]), wanted[name], *jobs[name][1:]
+            )
+            for name in wanted
+        }
+        return {name: future.result() for name, future in futures.items()}
 
 
 @pytest.fixture(params=ASSIGNMENTS)
@@ -172,16 +169,16 @@ def assignment(request) -> str:
 
 
 @pytest.fixture
-def graded(graded_course, assignment) -> dict:
-    result = graded_course[assignment]
+def graded(graded_runs, assignment) -> dict:
+    result = graded_runs["graded"][assignment]
     if isinstance(result, BaseException):
         raise result
     return result
 
 
 @pytest.fixture
-def attacked(attacked_course, assignment) -> dict:
-    result = attacked_course[assignment]
+def attacked(graded_runs, assignment) -> dict:
+    result = graded_runs["attacked"][assignment]
     if isinstance(result, BaseException):
         raise result
     return result

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 
 import nbformat
 
-__all__ = ["ATTACKS", "attack", "trimmed"]
+__all__ = ["ATTACKS", "ENDLESS", "attack", "trimmed"]
 
 ATTACKS = ("pack", "input", "exit", "tamper")
 
