@@ -11,6 +11,7 @@ the cloud walkthroughs (08-10) take ten times longer than the short notebooks.
 
 from __future__ import annotations
 
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -280,3 +281,22 @@ def test_attacks_leak_no_hidden_test(attacked):
             assert not leaked, (
                 f"{path.parent.parent.name} of {assignment} printed hidden test text: {leaked[:2]}."
             )
+
+
+def test_packed_attack_reaches_the_judge(attacked):
+    """The control of the attack tests: in the `pack` attack the kernel survives the tampering
+    until its endless loop, so the judge really meets the lying answers and the patched kernel
+    (a kernel that died at once would score zero for another reason)."""
+    assignment = attacked["assignment"]
+    records = [
+        course / "records" / "judge" / assignment / "attack-pack.json"
+        for course in attacked["courses"]
+    ]
+    found = [json.loads(path.read_text()) for path in records if path.exists()]
+    assert found, f"No judge record of attack-pack for {assignment}."
+    died = [
+        name
+        for name, verdict in found[0]["verdicts"].items()
+        if verdict["message"].startswith("The kernel died before")
+    ]
+    assert not died, f"The kernel of attack-pack in {assignment} died before {died}."

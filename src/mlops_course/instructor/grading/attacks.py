@@ -91,7 +91,9 @@ _shell.ast_transformers.append(_Swallow())
 _shell.showtraceback = _shell._showtraceback = lambda *a, **k: None
 _shell.set_custom_exc((BaseException,), lambda *a, **k: None)
 builtins.AssertionError = type("AssertionError", (Exception,), {})
-builtins.isinstance = lambda *a: True
+# Builtins the checks lean on (not isinstance: patching it kills the kernel itself, and a
+# kernel that survives is what exercises the judge against lying answers).
+builtins.all = builtins.any = lambda *a, **k: True
 """
 
 LIAR = '''\

@@ -281,7 +281,7 @@ def _grade_row(
 
 def _judge_record(run: _Run, student_id: str) -> dict | None:
     """What the judge wrote about a submission (None when it never finished)."""
-    path = run.work / "judge" / f"{student_id}.json"
+    path = run.work / "judge" / run.assignment / f"{student_id}.json"
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):

@@ -19,7 +19,7 @@ first output (an error when it failed), and everything the kernel printed follow
 text, so nothing the kernel does can add or keep points (nbgrader scores a cell from its
 outputs). Each hidden test has a time limit; a student function that hangs or raises fails
 that test alone; a dead kernel fails every later test. A record per submission
-(``<records>/judge/<student>.json``) tells class grading what happened.
+(``<records>/judge/<assignment>/<student>.json``) tells class grading what happened.
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ class TrustedExecute(Execute):
         policy = json.loads(os.environ.get(POLICY_VARIABLE) or "{}")
         self._records = Path(policy.get("records") or self._workdir.parent)
         self._student_id = resources.get("nbgrader", {}).get("student", "student")
+        self._assignment = resources.get("nbgrader", {}).get("assignment", "assignment")
         self._channel = KernelChannel(self, self._workdir, self._records, self._student_id)
         previous_uri = os.environ.get("MLFLOW_TRACKING_URI")
         student.use(self._channel)
@@ -279,7 +280,7 @@ class TrustedExecute(Execute):
     # ------------------------------------------------------------------ the record
 
     def _write_record(self, resources: dict) -> None:
-        folder = self._records / "judge"
+        folder = self._records / "judge" / self._assignment
         folder.mkdir(parents=True, exist_ok=True)
         record = {"kernel_died": self.kernel_dead, "verdicts": self._verdicts}
         (folder / f"{self._student_id}.json").write_text(json.dumps(record, indent=2))
