@@ -154,9 +154,11 @@ def _defined_names(source: str) -> list[str]:
 
 
 def _liars(names: Iterable[str]) -> str:
+    # The text under the lie is no answer of any exercise (a quiz letter would be a right
+    # answer by its value, not by its lie).
     lines = [LIAR]
     for name in names:
-        lines.append(f"{name} = _Liar('C')")
+        lines.append(f"{name} = _Liar('a lie')")
     return "\n".join(lines) + "\n"
 
 

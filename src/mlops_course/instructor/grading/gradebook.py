@@ -1,4 +1,4 @@
-"""Reading and correcting scores in a derived course's nbgrader gradebook."""
+"""Reading scores from a derived course's nbgrader gradebook."""
 
 from __future__ import annotations
 
