@@ -127,11 +127,14 @@ EXPECTED = {
     "erin": (0.0, "crashed", "kernel died"),
     "frank": (0.0, "malformed", "not valid"),
     "grace": (5.0, "tampered", "deleted"),
-    "heidi": (0.0, "tampered", "did not run as written"),
+    # A kernel that skips every later cell earns what it runs: nothing (no flag is needed,
+    # the hidden tests run outside it).
+    "heidi": (0.0, "ok", "passed"),
     "ivan": (FULL, "tampered", "network"),
     "judy": (FULL, "ok", "passed"),
     "kim": (5.0, "tampered", "edited"),
-    "mallory": (5.0, "tampered", "evidence"),
+    # Patched check helpers in the kernel change nothing: the judge runs outside it.
+    "mallory": (5.0, "ok", "passed"),
     "Ni_o_O_Brien": (FULL, "ok", "passed"),
     "oscar": (0.0, "missing", "no notebook"),
 }

@@ -50,7 +50,8 @@ def _variants(assignment: str, course: Path) -> list[tuple[str, object]]:
 
 
 TIMEOUT = 300  # seconds per submission, as the grade command's default
-ATTACK_TIMEOUT = 25  # attacked notebooks end in an endless loop: the sandbox's deadline ends them
+ATTACK_TIMEOUT = 60  # attacked notebooks end in an endless loop: the sandbox's deadline ends them
+# (a deadline for the whole kernel: 25 s once ended a loaded CI machine's 05 before its tests)
 # Assignments whose wrong-answer fixtures are also graded with the kernel attacks added (full
 # notebooks: the cheap ones; every assignment gets the attacks on its blank release).
 TAMPERED = ["00_start_here", "01_mlops_paradigm", "07_search_runs", "11_quiz"]

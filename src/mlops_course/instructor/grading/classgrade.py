@@ -268,10 +268,12 @@ def _grade_row(
     passed = sum(1 for s in cells.values() if s > 0)
     if record.get("kernel_died"):
         row.status = "timeout" if timed_out else "crashed"
-        row.message = (
-            f"The kernel {'was stopped at the time limit' if timed_out else 'died'} before the "
-            f"notebook finished; {passed}/{len(cells)} test cells passed before that."
+        cause = (
+            "The notebook did not finish within the time limit"
+            if timed_out
+            else "The kernel died before the notebook finished"
         )
+        row.message = f"{cause}; {passed}/{len(cells)} test cells passed before that."
     elif notes:
         row.status, row.message = "tampered", "; ".join(notes).capitalize() + "."
     else:

@@ -233,6 +233,7 @@ class TrustedExecute(Execute):
             verdict["message"] = (
                 f"The test could not check your answer: {type(error).__name__}: {error}"
             )
+        self._channel.hand_back()  # before the kernel runs its next cell
         verdict["seconds"] = round(time.monotonic() - started, 2)
         verdict["printed"] = printed.getvalue()[-5000:]
         self._verdicts[grade_id] = verdict

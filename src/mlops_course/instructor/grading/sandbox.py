@@ -21,6 +21,7 @@ which runs inside nbgrader, through the ``MLOPS_COURSE_SANDBOX`` environment var
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ __all__ = [
     "SandboxPolicy",
     "SandboxedKernelManager",
     "available",
+    "give_to_nobody",
     "sandbox_command",
     "sandbox_pid",
 ]
@@ -219,10 +221,15 @@ def timed_out(folder: Path, student: str, deadline: float) -> bool:
     return code in ("124", "137") and float(lived) >= deadline - 2
 
 
-def _give_to_nobody(path: Path) -> None:
+def give_to_nobody(path: Path) -> None:
+    """Make ``path`` and everything below it the sandbox user's (what the grader wrote there:
+    the store a hidden test created must stay writable by the student's kernel)."""
     for root, dirs, files in os.walk(path):
         for name in [*dirs, *files]:
-            os.lchown(os.path.join(root, name), NOBODY, NOBODY)
+            entry = os.path.join(root, name)
+            with contextlib.suppress(FileNotFoundError):  # a server's log may come and go
+                if os.lstat(entry).st_uid != NOBODY:
+                    os.lchown(entry, NOBODY, NOBODY)
     os.chown(path, NOBODY, NOBODY)
 
 
@@ -264,8 +271,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.ip = str(ipc_dir / "k")
         self.connection_file = str(ipc_dir / "connection.json")
         kernel_cmd, kw = await super()._async_pre_start_kernel(**kw)
-        _give_to_nobody(workdir)
-        _give_to_nobody(ipc_dir)
+        give_to_nobody(workdir)
+        give_to_nobody(ipc_dir)
         os.chmod(self.connection_file, 0o600)
         exit_file = _exit_file(policy, workdir)
         exit_file.unlink(missing_ok=True)
