@@ -170,20 +170,22 @@ def assignment(request) -> str:
     return request.param
 
 
-@pytest.fixture
-def graded(graded_runs, assignment) -> dict:
-    result = graded_runs["graded"][assignment]
+def _result_of(graded_runs, kind: str, assignment: str) -> dict:
+    """One assignment's result; its grading error is raised in its own tests only."""
+    result = graded_runs[kind][assignment]
     if isinstance(result, BaseException):
         raise result
     return result
+
+
+@pytest.fixture
+def graded(graded_runs, assignment) -> dict:
+    return _result_of(graded_runs, "graded", assignment)
 
 
 @pytest.fixture
 def attacked(graded_runs, assignment) -> dict:
-    result = graded_runs["attacked"][assignment]
-    if isinstance(result, BaseException):
-        raise result
-    return result
+    return _result_of(graded_runs, "attacked", assignment)
 
 
 def _summary(scores) -> str:
