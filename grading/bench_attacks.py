@@ -56,7 +56,7 @@ def attack_class(folder: Path, assignment: str) -> tuple[Path, str]:
     solution_path = courses.source_notebook(author, assignment)
     blank = nbformat.read(release_path, as_version=4)
     solution = nbformat.read(solution_path, as_version=4)
-    fixture = fixtures.fixtures(assignment)[0]
+    fixture = next(f for f in fixtures.fixtures(assignment) if not f.is_alternative)
     wrong = release.fill_release(release_path, solution_path, fixture.replace)
     endless = copy.deepcopy(blank)
     endless.cells.append(nbformat.v4.new_code_cell(attacks.ENDLESS))

@@ -1,7 +1,9 @@
 """Wrong-answer fixtures: ``grading/fixtures/<assignment>/<name>.json``.
 
 A fixture names the answer cells it replaces (by grade id) with the code a careless student
-could plausibly write, and the test cells that code must lose. See CONTRIBUTING.md.
+could plausibly write, and the test cells that code must lose. One file may bundle wrong
+answers to several independent cells. A fixture that loses nothing is a correct alternative:
+another right answer the hidden tests must accept. See CONTRIBUTING.md.
 """
 
 from __future__ import annotations
@@ -24,12 +26,22 @@ class Fixture:
     replace: dict[str, str]
     loses: list[str]
 
+    @property
+    def is_alternative(self) -> bool:
+        """A different correct answer: it must keep every point."""
+        return not self.loses
+
 
 def fixtures(assignment: str) -> list[Fixture]:
     """The wrong-answer fixtures of ``assignment``, sorted by name."""
     found = []
     for path in sorted(paths.fixtures_dir(assignment).glob("*.json")):
         spec = json.loads(path.read_text())
+        if not spec["loses"] and not spec["description"].startswith("correct alternative:"):
+            raise ValueError(
+                f"Expected fixture {path.name} of {assignment} to name the cells it loses or to "
+                f"describe itself as 'correct alternative: ...', found neither."
+            )
         replace = {
             k: "\n".join(v) if isinstance(v, list) else v for k, v in spec["replace"].items()
         }
