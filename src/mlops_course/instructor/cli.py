@@ -70,6 +70,22 @@ def _grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fixtures(args: argparse.Namespace) -> int:
+    import nbformat
+
+    from mlops_course.instructor.grading import fixtures
+
+    for notebook_path in paths.solution_notebooks(args.only):
+        notebook = nbformat.read(notebook_path, as_version=4)
+        graded = {
+            info["grade_id"]: float(info.get("points", 0))
+            for info in (c.metadata.get("nbgrader", {}) for c in notebook.cells)
+            if info.get("grade")
+        }
+        print(fixtures.catalogue(notebook_path.stem, graded))
+    return 0
+
+
 def _class_server(args: argparse.Namespace) -> int:
     from mlops_course.instructor import classroom
 
@@ -145,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     klass.add_argument("--host", default="127.0.0.1", help="0.0.0.0 lets other machines connect")
     klass.set_defaults(handler=_class_server)
 
+    catalogue = commands.add_parser(
+        "fixtures", help="list each graded cell's wrong-answer fixtures and what they catch"
+    )
+    catalogue.add_argument("--only", action="append", default=[], metavar="NN")
+    catalogue.set_defaults(handler=_fixtures)
     kernel = commands.add_parser("install-kernel", help="install the course's Jupyter kernel")
     kernel.set_defaults(handler=_install_kernel)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from mlops_course import paths
 
-__all__ = ["Fixture", "fixtures"]
+__all__ = ["Fixture", "catalogue", "fixtures"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,18 @@ class Fixture:
     def is_alternative(self) -> bool:
         """A different correct answer: it must keep every point."""
         return not self.loses
+
+    def catches(self, test_id: str) -> str:
+        """What this fixture's wrong answer does in ``test_id``'s exercise.
+
+        A bundle describes each cell as ``"<answer cell>: <what it does>; ..."``; the part whose
+        answer cell ``test_id`` tests is returned, else the whole description."""
+        answer = test_id.removeprefix("test_")
+        for part in self.description.split("; "):
+            cell, sep, what = part.partition(": ")
+            if sep and cell.strip() in (answer, test_id):
+                return what.strip()
+        return self.description
 
 
 def fixtures(assignment: str) -> list[Fixture]:
@@ -49,3 +61,22 @@ def fixtures(assignment: str) -> list[Fixture]:
             Fixture(assignment, path.stem, spec["description"], replace, list(spec["loses"]))
         )
     return found
+
+
+def catalogue(assignment: str, graded_cells: dict[str, float]) -> str:
+    """A Markdown table: for every graded cell (test id: points) the fixtures that lose it and
+    what each catches, then the correct alternatives the hidden tests must accept."""
+    found = fixtures(assignment)
+    lines = [
+        f"### {assignment}",
+        "",
+        "| cell | points | fixture | what it catches |",
+        "|---|---:|---|---|",
+    ]
+    for cell, points in graded_cells.items():
+        for fixture in (f for f in found if cell in f.loses):
+            lines.append(f"| {cell} | {points:g} | {fixture.name} | {fixture.catches(cell)} |")
+    for fixture in (f for f in found if f.is_alternative):
+        what = fixture.description.removeprefix("correct alternative:").strip()
+        lines.append(f"| (all) | | {fixture.name} | accepted: {what} |")
+    return "\n".join(lines) + "\n"
