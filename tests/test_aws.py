@@ -39,7 +39,8 @@ def test_cdk_template_has_the_chapters_services(synthesized):
     template.has_resource_properties(
         "AWS::RDS::DBInstance", {"Engine": "postgres", "StorageEncrypted": True}
     )
-    template.resource_count_is("AWS::SecretsManager::Secret", 1)
+    # The database password, MLflow's admin password and its session key: all generated.
+    template.resource_count_is("AWS::SecretsManager::Secret", 3)
     template.resource_count_is("AWS::S3::Bucket", 1)
     template.has_resource_properties(
         "AWS::S3::Bucket",
@@ -55,7 +56,16 @@ def test_cdk_template_has_the_chapters_services(synthesized):
             "ContainerDefinitions": [
                 Match.object_like(
                     {
-                        "Secrets": [Match.object_like({"Name": "DB_PASSWORD"})],
+                        "Secrets": Match.array_with(
+                            [
+                                Match.object_like({"Name": name})
+                                for name in (
+                                    "DB_PASSWORD",
+                                    "MLFLOW_AUTH_ADMIN_PASSWORD",
+                                    "MLFLOW_FLASK_SERVER_SECRET_KEY",
+                                )
+                            ]
+                        ),
                         "PortMappings": [Match.object_like({"ContainerPort": 5000})],
                     }
                 )
@@ -68,13 +78,20 @@ def test_cdk_template_has_the_chapters_services(synthesized):
     )
     template.has_parameter("ProjectName", {"Type": "String", "Default": "mlflow"})
     template.has_output("LoadBalancerDNS", {})
+    _check_the_front_door(template, synthesized.template["Resources"])
     # The database password is never written into the template: RDS reads it from the stack's
     # secret through a dynamic reference, resolved by CloudFormation at deploy time.
     resources = synthesized.template["Resources"]
-    (secret_id,) = [k for k, v in resources.items() if v["Type"] == "AWS::SecretsManager::Secret"]
-    assert "GenerateSecretString" in resources[secret_id]["Properties"]  # generated, not given
-    assert "SecretString" not in resources[secret_id]["Properties"]
+    secrets = [k for k, v in resources.items() if v["Type"] == "AWS::SecretsManager::Secret"]
+    for secret_id in secrets:
+        assert "GenerateSecretString" in resources[secret_id]["Properties"]  # generated, not given
+        assert "SecretString" not in resources[secret_id]["Properties"]
     (database,) = [v for v in resources.values() if v["Type"] == "AWS::RDS::DBInstance"]
+    (secret_id,) = [
+        k
+        for k in secrets
+        if resources[k]["Properties"]["GenerateSecretString"].get("GenerateStringKey")
+    ]  # the database's secret is a JSON document {username, password}
     password = database["Properties"]["MasterUserPassword"]
     assert isinstance(password, dict) and set(password) == {"Fn::Join"}, password
     assert _joined(password) == (
@@ -86,6 +103,47 @@ def test_cdk_template_has_the_chapters_services(synthesized):
         if "password" in key.lower() and key != "GenerateStringKey" and isinstance(value, str)
     ]
     assert not leaks, f"literal passwords in the template: {leaks}"
+
+
+def _check_the_front_door(template, resources) -> None:
+    """HTTPS with the given certificate, HTTP only redirecting, and only AllowedCidr let in."""
+    template.has_parameter("CertificateArn", {"Type": "String"})
+    template.has_parameter("AllowedCidr", {"Type": "String"})
+    template.has_parameter("DomainName", {"Type": "String"})
+    listeners = {
+        v["Properties"]["Port"]: v["Properties"]
+        for v in resources.values()
+        if v["Type"] == "AWS::ElasticLoadBalancingV2::Listener"
+    }
+    assert set(listeners) == {443, 80}, listeners
+    https = listeners[443]
+    assert https["Protocol"] == "HTTPS"
+    assert https["Certificates"] == [{"CertificateArn": {"Ref": "CertificateArn"}}]
+    assert https["SslPolicy"].startswith("ELBSecurityPolicy-TLS13"), https["SslPolicy"]
+    (redirect,) = listeners[80]["DefaultActions"]
+    assert redirect["Type"] == "redirect" and redirect["RedirectConfig"]["Protocol"] == "HTTPS"
+    template.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::LoadBalancer", {"Scheme": "internet-facing"}
+    )
+    (balancer,) = [
+        v for v in resources.values() if v["Type"] == "AWS::ElasticLoadBalancingV2::LoadBalancer"
+    ]
+    groups = {g["Fn::GetAtt"][0] for g in balancer["Properties"]["SecurityGroups"]}
+    ingress = [
+        rule
+        for group in groups
+        for rule in resources[group]["Properties"].get("SecurityGroupIngress", [])
+    ] + [
+        v["Properties"]
+        for v in resources.values()
+        if v["Type"] == "AWS::EC2::SecurityGroupIngress"
+        and v["Properties"].get("GroupId", {}).get("Fn::GetAtt", [None])[0] in groups
+    ]
+    assert ingress, "the load balancer admits nobody"
+    for rule in ingress:
+        assert rule.get("CidrIp") == {"Ref": "AllowedCidr"}, (
+            f"an ingress rule beyond AllowedCidr: {rule}"
+        )
 
 
 def _joined(value) -> str:
@@ -175,18 +233,22 @@ def _container_argv(instructions, environment: dict[str, str], bin_dir: Path) ->
     if Path(argv[0]).name not in ("sh", "bash") or argv[1:2] != ["-c"]:
         return argv  # exec form: no shell, no variable expansion
     stand_in = bin_dir / "mlflow"
-    stand_in.write_text("#!/bin/sh\nprintf '%s\\0' mlflow \"$@\"\n")
+    stand_in.write_text(
+        '#!/bin/sh\nprintf \'%s\\0\' "MLFLOW_AUTH_CONFIG_PATH=${MLFLOW_AUTH_CONFIG_PATH:-}" mlflow "$@"\n'
+    )
     stand_in.chmod(0o755)
     done = subprocess.run(
         ["/bin/sh", "-c", "set -u\n" + argv[2]],
         env={**environment, "PATH": f"{bin_dir}:/usr/bin:/bin"},
+        cwd=bin_dir,  # a file the command writes lands here, not in the repository
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
     assert done.returncode == 0, f"the container command fails under sh: {done.stderr}"
-    return done.stdout.split("\0")[:-1]
+    config, *argv = done.stdout.split("\0")[:-1]
+    return argv, config.partition("=")[2]
 
 
 @pytest.mark.servers
@@ -221,7 +283,8 @@ def test_dockerfile_runs_the_proxied_server(synthesized, tmp_path, monkeypatch):
     # Only what the task definition gives: a variable it lacks makes `set -u` fail.
     environment = {name: f"the-{name.lower().replace('_', '-')}" for name in names}
     environment["DB_PORT"] = "5432"
-    argv = _container_argv(instructions, environment, tmp_path)
+    environment["HOME"] = str(tmp_path)  # Docker sets it from the USER line
+    argv, auth_config = _container_argv(instructions, environment, tmp_path)
 
     assert argv[0] == "mlflow", argv
     group = mlflow.cli.cli
@@ -256,17 +319,34 @@ def test_dockerfile_runs_the_proxied_server(synthesized, tmp_path, monkeypatch):
     assert (destination.scheme, destination.netloc) == ("s3", environment["BUCKET"])
     assert params["serve_artifacts"] and not params["artifacts_only"]
     assert params["default_artifact_root"] is None  # else clients would need S3 credentials
-    # Requests arrive with the load balancer's DNS name, unknown when the image is built.
-    assert "*" in (params["allowed_hosts"] or "").split(",")
+    # Only the certificate's name is served (the health check's path is exempt, see below).
+    assert params["allowed_hosts"] == environment["DOMAIN_NAME"], params["allowed_hosts"]
     assert not params["disable_security_middleware"]
+    # MLflow's authentication, configured in the same database, read by MLflow's own parser.
+    assert params["app_name"] == "basic-auth"
+    from mlflow.server.auth.config import read_auth_config
+
+    monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(Path(auth_config)))
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", environment["MLFLOW_AUTH_ADMIN_PASSWORD"])
+    auth = read_auth_config()
+    assert auth.database_uri == backend
+    assert auth.default_permission == "NO_PERMISSIONS"
+    assert (auth.admin_username, auth.admin_password) == (
+        "admin",
+        environment["MLFLOW_AUTH_ADMIN_PASSWORD"],
+    )
     # The load balancer's health check asks a path this MLflow server answers.
     from mlflow.server import app
+    from mlflow.server.auth import _UNPROTECTED_PATH_PREFIXES
+    from mlflow.server.security_utils import is_health_endpoint
 
     (group_,) = [
         v for v in resources.values() if v["Type"] == "AWS::ElasticLoadBalancingV2::TargetGroup"
     ]
     health = group_["Properties"]["HealthCheckPath"]
     assert health in {rule.rule for rule in app.url_map.iter_rules()}, health
+    # ... without a user and whatever its Host header (the target's IP address).
+    assert health.startswith(_UNPROTECTED_PATH_PREFIXES) and is_health_endpoint(health), health
 
 
 # --- the TARGET = "aws" code path, against moto in-process (no server) -----------------------
