@@ -118,3 +118,10 @@ def test_recording_server_records_requests_and_answers_as_told():
     assert first["method"] == "POST" and first["path"] == "/invocations"
     assert first["json"] == {"inputs": [[1]]} and second["path"] == "/nothing"
     assert server.process is None  # stopped by the with block
+
+
+def test_paths_arrive_as_paths_the_receiver_can_read(tmp_path):
+    """A folder sent to a student's function (a run folder, a work folder) can be listed there."""
+    (tmp_path / "metrics.json").write_text("{}")
+    arrived = wire.decode(json.loads(json.dumps(wire.encode(tmp_path))))
+    assert [p.name for p in arrived.iterdir()] == ["metrics.json"]

@@ -18,7 +18,7 @@ import io
 import json
 import math
 from collections.abc import Mapping
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from mlops_course.runtime.errors import CourseError
@@ -118,7 +118,7 @@ def decode(data: Any) -> Any:
     if kind == "bytes":
         return base64.b64decode(data["base64"])
     if kind == "path":
-        return PurePath(data["value"])
+        return Path(data["value"])  # a concrete path: the receiver may read the folder it names
     if kind == "list-array":
         import numpy as np
 
