@@ -44,6 +44,20 @@ DB_NAME = "mlflow"
 DB_USER = "mlflow"
 
 
+def _generated_secret(
+    scope: Construct, construct_id: str, description: str, length: int
+) -> secretsmanager.Secret:
+    """A secret Secrets Manager generates at deploy time: its value is never in the template."""
+    return secretsmanager.Secret(
+        scope,
+        construct_id,
+        description=description,
+        generate_secret_string=secretsmanager.SecretStringGenerator(
+            password_length=length, exclude_punctuation=True
+        ),
+    )
+
+
 class MlflowStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -135,21 +149,11 @@ class MlflowStack(Stack):
 
         # MLflow's authentication: the first start creates the admin user with this password;
         # the session key signs the UI's CSRF tokens and must be the same in every worker.
-        admin_password = secretsmanager.Secret(
-            self,
-            "MlflowAdminPassword",
-            description="Password of MLflow's admin user (basic-auth app)",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=32, exclude_punctuation=True
-            ),
+        admin_password = _generated_secret(
+            self, "MlflowAdminPassword", "Password of MLflow's admin user (basic-auth app)", 32
         )
-        session_key = secretsmanager.Secret(
-            self,
-            "MlflowSessionKey",
-            description="MLFLOW_FLASK_SERVER_SECRET_KEY of the basic-auth app",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=48, exclude_punctuation=True
-            ),
+        session_key = _generated_secret(
+            self, "MlflowSessionKey", "MLFLOW_FLASK_SERVER_SECRET_KEY of the basic-auth app", 48
         )
 
         cluster = ecs.Cluster(
