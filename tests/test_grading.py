@@ -220,12 +220,7 @@ def test_no_cell_needs_manual_grading(graded):
 @pytest.mark.parametrize("assignment_name", ASSIGNMENTS)
 def test_every_exercise_has_two_wrong_answer_fixtures(assignment_name):
     """Read from the source notebook, so it costs no grading run."""
-    notebook = nbformat.read(REPO / "solutions" / assignment_name / f"{assignment_name}.ipynb", 4)
-    graded_cells = [
-        cell.metadata["nbgrader"]["grade_id"]
-        for cell in notebook.cells
-        if cell.metadata.get("nbgrader", {}).get("grade")
-    ]
+    graded_cells = list(fixtures.graded_cells(assignment_name))
     found = fixtures.fixtures(assignment_name)
     unknown = sorted({cell for f in found for cell in f.loses} - set(graded_cells))
     assert not unknown, (

@@ -71,18 +71,11 @@ def _grade(args: argparse.Namespace) -> int:
 
 
 def _fixtures(args: argparse.Namespace) -> int:
-    import nbformat
-
     from mlops_course.instructor.grading import fixtures
 
     for notebook_path in paths.solution_notebooks(args.only):
-        notebook = nbformat.read(notebook_path, as_version=4)
-        graded = {
-            info["grade_id"]: float(info.get("points", 0))
-            for info in (c.metadata.get("nbgrader", {}) for c in notebook.cells)
-            if info.get("grade")
-        }
-        print(fixtures.catalogue(notebook_path.stem, graded))
+        assignment = notebook_path.stem
+        print(fixtures.catalogue(assignment, fixtures.graded_cells(assignment)))
     return 0
 
 

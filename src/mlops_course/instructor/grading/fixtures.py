@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from mlops_course import paths
 
-__all__ = ["Fixture", "catalogue", "fixtures"]
+__all__ = ["Fixture", "catalogue", "fixtures", "graded_cells"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,15 @@ def fixtures(assignment: str) -> list[Fixture]:
             Fixture(assignment, path.stem, spec["description"], replace, list(spec["loses"]))
         )
     return found
+
+
+def graded_cells(assignment: str) -> dict[str, float]:
+    """The test cells of ``assignment``'s source notebook with their points, in notebook order."""
+    import nbformat
+
+    notebook = nbformat.read(paths.solutions_dir() / assignment / f"{assignment}.ipynb", 4)
+    infos = (cell.metadata.get("nbgrader", {}) for cell in notebook.cells)
+    return {info["grade_id"]: float(info.get("points", 0)) for info in infos if info.get("grade")}
 
 
 def catalogue(assignment: str, graded_cells: dict[str, float]) -> str:
