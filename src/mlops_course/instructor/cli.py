@@ -79,6 +79,25 @@ def _fixtures(args: argparse.Namespace) -> int:
     return 0
 
 
+def _estimate(args: argparse.Namespace) -> int:
+    from mlops_course.instructor import estimate
+
+    if args.record:
+        estimate.record_run_seconds(Path(args.record))
+    over = 0
+    for solution_path in paths.solution_notebooks(args.only):
+        result = estimate.estimate(solution_path)
+        changed = args.write and estimate.write_title(solution_path, result)
+        flag = " (over the limit)" if result.total > estimate.LIMIT_MINUTES else ""
+        over += bool(flag)
+        print(
+            f"{result.notebook}: {estimate.estimate_line(result)}{flag}{' [written]' if changed else ''}"
+        )
+    if args.write:
+        print("Title cells rewritten in solutions/: run `make release` to update notebooks/.")
+    return 1 if over else 0
+
+
 def _class_server(args: argparse.Namespace) -> int:
     from mlops_course.instructor import classroom
 
@@ -159,6 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     catalogue.add_argument("--only", action="append", default=[], metavar="NN")
     catalogue.set_defaults(handler=_fixtures)
+    timing = commands.add_parser(
+        "estimate", help="each notebook's estimated minutes by the course's rule (README)"
+    )
+    timing.add_argument("--only", nargs="*", default=[], help="notebook stems or prefixes")
+    timing.add_argument("--write", action="store_true", help="rewrite the title cells' line")
+    timing.add_argument("--record", metavar="BENCH_JSON", help="first store run seconds from it")
+    timing.set_defaults(handler=_estimate)
+
     kernel = commands.add_parser("install-kernel", help="install the course's Jupyter kernel")
     kernel.set_defaults(handler=_install_kernel)
 
