@@ -37,6 +37,8 @@ __all__ = [
     "estimate",
     "estimate_line",
     "record_run_seconds",
+    "run_seconds",
+    "title_line",
     "write_title",
 ]
 
