@@ -15,7 +15,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 PYTEST := $(BIN)/python -m pytest --durations=15
 LINTED := src tests grading solutions walkthroughs
 
-.PHONY: course test test-fast lab release lint format bench bench-attacks bench-grading lock env clean help
+.PHONY: course test test-fast lab release lint format screenshots bench bench-attacks bench-grading lock env clean help
 
 help:
 	@echo "make course     execute every solution notebook headless (report in build/course/report.md)"
@@ -25,6 +25,7 @@ help:
 	@echo "make release    regenerate notebooks/ from solutions/ with nbgrader"
 	@echo "make lint       ruff check and format check on the package, tests, walkthroughs and solution notebooks"
 	@echo "make format     ruff format (and safe fixes) on the same files"
+	@echo "make screenshots  pictures of the MLflow UI from the stores of 02 and 03, into their images/ folders"
 	@echo "make bench      execute the course and write per-notebook seconds to build/bench.json"
 	@echo "make bench-attacks  what the grader attacks score, grade command vs plain nbgrader (build/bench-attacks.md)"
 	@echo "make bench-grading  sequential nbgrader vs mlops-course grade on 40 submissions (build/bench-grading.json)"
@@ -74,6 +75,12 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format $(LINTED)
 	$(BIN)/ruff check --fix $(LINTED)
+
+# Pictures of the MLflow UI on the stores notebooks 02 and 03 leave (Chromium, offline).
+screenshots: $(STAMP)
+	$(BIN)/python -m mlops_course course --only 02 03
+	$(BIN)/python -m mlops_course screenshots
+	$(BIN)/python -m mlops_course release --only 02 03
 
 bench: $(STAMP)
 	$(BIN)/python -m mlops_course course --bench

@@ -1,7 +1,7 @@
 """Report: what the grader's attacks score under `mlops-course grade` and under plain nbgrader.
 
     make bench-attacks                                   # every assignment
-    python grading/bench_attacks.py --assignment 11_quiz --assignment 07_search_runs
+    python grading/bench_attacks.py --assignment 14_quiz --assignment 07_search_runs
 
 For each assignment it builds the blank release, the blank release with each attack of
 mlops_course.instructor.grading.attacks (pack, input, exit; an endless loop on its own), one

@@ -179,3 +179,17 @@ def test_jupyterlab_runs_a_cell_with_the_course_kernel(browser, tmp_path):
     assert sorted(p.name for p in released.iterdir()) == released_before, (
         f"JupyterLab wrote into {released}."
     )
+
+
+def test_course_screenshots_are_taken_from_the_executed_stores(executed_course, tmp_path):
+    """`mlops-course screenshots` works on the stores this run's notebooks wrote: every picture
+    the notebooks embed is taken again (into build/screenshots/course/), so a change of the
+    course or of MLflow's UI that breaks one shows here."""
+    from mlops_course.instructor import screenshots
+
+    out = SCREENSHOTS / "course"
+    written = screenshots.take(executed_course["build_dir"], lambda nb: out / nb, tmp_path / "logs")
+    expected = {out / shot.notebook / shot.file for shot in screenshots.SHOTS}
+    assert set(written) == expected, f"Expected the pictures {sorted(expected)}, found {written}."
+    small = [p.name for p in written if p.stat().st_size < 20_000]
+    assert not small, f"Expected real pages in every picture, found nearly empty ones: {small}."

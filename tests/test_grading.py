@@ -54,7 +54,7 @@ ATTACK_TIMEOUT = 60  # attacked notebooks end in an endless loop: the sandbox's 
 # (a deadline for the whole kernel: 25 s once ended a loaded CI machine's 05 before its tests)
 # Assignments whose wrong-answer fixtures are also graded with the kernel attacks added (full
 # notebooks: the cheap ones; every assignment gets the attacks on its blank release).
-TAMPERED = ["00_start_here", "01_mlops_paradigm", "07_search_runs", "11_quiz"]
+TAMPERED = ["00_start_here", "01_mlops_paradigm", "07_search_runs", "14_quiz"]
 
 
 def _autograde_share(

@@ -98,6 +98,21 @@ def _estimate(args: argparse.Namespace) -> int:
     return 1 if over else 0
 
 
+def _screenshots(args: argparse.Namespace) -> int:
+    from mlops_course.instructor import screenshots
+
+    build_dir = Path(args.build_dir) if args.build_dir else paths.repo_root() / "build" / "course"
+    written = screenshots.take(
+        build_dir,
+        lambda notebook: paths.solutions_dir() / notebook / "images",
+        build_dir.parent / "screenshot-logs",
+    )
+    for path in written:
+        print(f"wrote {path.relative_to(paths.repo_root())}")
+    print("Run `make release` so notebooks/ carries the new pictures.")
+    return 0
+
+
 def _class_server(args: argparse.Namespace) -> int:
     from mlops_course.instructor import classroom
 
@@ -185,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--write", action="store_true", help="rewrite the title cells' line")
     timing.add_argument("--record", metavar="BENCH_JSON", help="first store run seconds from it")
     timing.set_defaults(handler=_estimate)
+
+    shots = commands.add_parser(
+        "screenshots", help="pictures of the MLflow UI on the executed stores of 02 and 03"
+    )
+    shots.add_argument("--build-dir", default=None, help="executed notebooks (build/course)")
+    shots.set_defaults(handler=_screenshots)
 
     kernel = commands.add_parser("install-kernel", help="install the course's Jupyter kernel")
     kernel.set_defaults(handler=_install_kernel)
