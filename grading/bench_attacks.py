@@ -1,7 +1,7 @@
 """Report: what the grader's attacks score under `mlops-course grade` and under plain nbgrader.
 
     make bench-attacks                                   # every assignment
-    python grading/bench_attacks.py --assignment 14_quiz --assignment 07_search_runs
+    python grading/bench_attacks.py --assignment 11_quiz --assignment 07_search_runs
 
 For each assignment it builds the blank release, the blank release with each attack of
 mlops_course.instructor.grading.attacks (pack, input, exit; an endless loop on its own), one
@@ -40,14 +40,6 @@ DEADLINE = 25  # seconds per cell; the endless loop's cell is interrupted after 
 ROWS = ["blank", "attack-pack", "attack-input", "attack-exit", "endless", "wrong", "tamper"]
 
 
-def _without_endless_loop(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The attack without its final endless loop, which is a row of its own here: plain
-    nbgrader gives no grade at all to a notebook whose cell times out, which would hide
-    what the other attacks do to it."""
-    notebook.cells = [c for c in notebook.cells if c.source != attacks.ENDLESS]
-    return notebook
-
-
 def attack_class(folder: Path, assignment: str) -> tuple[Path, str]:
     """The submissions of ROWS for ``assignment``; their folder and the fixture used."""
     author = courses.make_course(folder / "author", [assignment])
@@ -62,12 +54,14 @@ def attack_class(folder: Path, assignment: str) -> tuple[Path, str]:
     endless.cells.append(nbformat.v4.new_code_cell(attacks.ENDLESS))
     notebooks = {
         "blank": blank,
-        "attack-pack": _without_endless_loop(attacks.attack(blank, "pack", solution)),
+        # Without their endless loop, which is a row of its own here: plain nbgrader gives no
+        # grade at all to a notebook whose cell times out, which would hide the other attacks.
+        "attack-pack": attacks.attack(blank, "pack", solution, endless=False),
         "attack-input": attacks.attack(blank, "input"),
         "attack-exit": attacks.attack(blank, "exit"),
         "endless": endless,
         "wrong": wrong,
-        "tamper": _without_endless_loop(attacks.attack(wrong, "tamper")),
+        "tamper": attacks.attack(wrong, "tamper", endless=False),
     }
     for student, notebook in notebooks.items():
         submit(folder / "tmp", student, assignment, notebook)

@@ -20,7 +20,7 @@ from mlops_course.instructor.grading import attacks, courses, gradebook, release
 
 pytestmark = pytest.mark.grading
 
-PLAIN = ["00_start_here", "01_mlops_paradigm", "07_search_runs", "14_quiz"]
+PLAIN = ["00_start_here", "01_mlops_paradigm", "07_search_runs", "11_quiz"]
 
 
 @pytest.fixture(scope="module")

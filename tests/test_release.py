@@ -47,11 +47,23 @@ def test_release_has_no_solution_or_hidden_test_text(assignment):
         )
 
 
+def _is_released_picture(path) -> bool:
+    """A picture of the notebook's images/ folder, the same bytes as in solutions/."""
+    relative = path.relative_to(REPO / "notebooks")
+    source = REPO / "solutions" / relative
+    return (
+        relative.parent.name == "images"
+        and source.is_file()
+        and source.read_bytes() == path.read_bytes()
+    )
+
+
 def test_release_notebooks_only():
-    """nbgrader releases notebooks only: nothing a solution run leaves beside it is committed."""
+    """The release holds notebooks and the pictures they show, nothing else: nothing a
+    solution run leaves beside it is committed."""
     stray = sorted(
         str(p.relative_to(REPO))
         for p in (REPO / "notebooks").rglob("*")
-        if p.is_file() and p.suffix != ".ipynb"
+        if p.is_file() and p.suffix != ".ipynb" and not _is_released_picture(p)
     )
-    assert not stray, f"Expected only notebooks in notebooks/, found {stray}."
+    assert not stray, f"Expected only notebooks and their images/ in notebooks/, found {stray}."

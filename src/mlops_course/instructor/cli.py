@@ -8,6 +8,7 @@ printed as one sentence on stderr and exits with status 2; an interrupt exits wi
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -50,6 +51,14 @@ def _release(args: argparse.Namespace) -> int:
     # All at once is one nbgrader process (a glob): nbgrader's start-up costs seconds.
     for target in names if args.only else ["*"]:
         courses.nbgrader(paths.grading_dir(), "generate_assignment", target, "--force")
+    for name in names:
+        # nbgrader copies no file but notebooks (its ignore list is "*": a notebook's run
+        # leaves its store beside it); the pictures a notebook shows travel with it.
+        images = paths.solutions_dir() / name / "images"
+        released = paths.release_dir() / name / "images"
+        shutil.rmtree(released, ignore_errors=True)
+        if images.is_dir():
+            shutil.copytree(images, released)
     print(f"Released {len(names)} notebook(s) into {paths.release_dir()}")
     return 0
 

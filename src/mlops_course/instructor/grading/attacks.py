@@ -170,9 +170,14 @@ def _code(source: str) -> nbformat.NotebookNode:
 
 
 def attack(
-    notebook: nbformat.NotebookNode, kind: str, solution: nbformat.NotebookNode | None = None
+    notebook: nbformat.NotebookNode,
+    kind: str,
+    solution: nbformat.NotebookNode | None = None,
+    *,
+    endless: bool = True,
 ) -> nbformat.NotebookNode:
-    """``notebook`` (a release, filled or blank) attacked the way ``kind`` names (ATTACKS)."""
+    """``notebook`` (a release, filled or blank) attacked the way ``kind`` names (ATTACKS);
+    ``pack`` and ``tamper`` end in an endless loop unless ``endless`` is false."""
     if kind not in ATTACKS:
         raise ValueError(f"Expected an attack among {ATTACKS}, found {kind!r}.")
     result = copy.deepcopy(notebook) if kind == "tamper" else trimmed(notebook)
@@ -181,7 +186,8 @@ def attack(
         result.cells.insert(setup + 1, _code(SNOOP))
         result.cells.insert(setup + 2, _code(TAMPER))
         result.cells.append(_code(SNOOP))
-        result.cells.append(_code(ENDLESS))
+        if endless:
+            result.cells.append(_code(ENDLESS))
         return result
     if kind == "exit":
         result.cells.insert(setup + 1, _code("import os\nos._exit(0)\n"))
@@ -212,5 +218,6 @@ def attack(
         tests = [i for i, c in enumerate(result.cells) if _kind(c) == "test"]
         del result.cells[tests[-1]]
     result.cells.append(_code(SNOOP))
-    result.cells.append(_code(ENDLESS))
+    if endless:
+        result.cells.append(_code(ENDLESS))
     return result
