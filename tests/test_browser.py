@@ -18,20 +18,12 @@ from pathlib import Path
 import pytest
 
 from mlops_course import environment
+from mlops_course.instructor.screenshots import CHROMIUM, CHROMIUM_ARGS
 from mlops_course.runtime import processes, servers
 
 from .conftest import REPO
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = REPO / "build" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 pytestmark = [
     pytest.mark.browser,

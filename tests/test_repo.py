@@ -181,3 +181,26 @@ def test_readme_course_map_lists_points(assignment):
     assert found == f"{points:g}", (
         f"README.md gives {assignment} {found} points; its test cells carry {points:g}."
     )
+
+
+def test_notebooks_embed_the_course_screenshots():
+    """Every picture `mlops-course screenshots` takes is committed beside its notebook, in the
+    solution and in the release, and the notebook shows it."""
+    from mlops_course.instructor import screenshots
+
+    problems = []
+    for shot in screenshots.SHOTS:
+        for root in ("solutions", "notebooks"):
+            folder = REPO / root / shot.notebook
+            if not (folder / "images" / shot.file).is_file():
+                problems.append(f"{root}/{shot.notebook}/images/{shot.file} is missing")
+            markdown = "\n".join(
+                c.source
+                for c in nbformat.read(folder / f"{shot.notebook}.ipynb", as_version=4).cells
+                if c.cell_type == "markdown"
+            )
+            if f"](images/{shot.file})" not in markdown:
+                problems.append(f"{root}/{shot.notebook} does not show images/{shot.file}")
+    assert not problems, "Expected the UI pictures in place (make screenshots): " + "; ".join(
+        problems
+    )
