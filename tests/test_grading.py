@@ -283,6 +283,9 @@ def test_attacks_leak_no_hidden_test(attacked):
     """Nothing an attack prints (history, files, environment) holds a line of a hidden test."""
     assignment = attacked["assignment"]
     hidden = release.hidden_test_texts(REPO / "solutions" / assignment / f"{assignment}.ipynb")
+    # A line the attack's own code holds ("except Exception:") is printed with its history.
+    attack_code = attacks.SNOOP + attacks.TAMPER + attacks.LIAR
+    hidden = [line for line in hidden if line not in attack_code]
     for course in attacked["courses"]:
         for path in (course / "autograded").glob(f"*/{assignment}/{assignment}.ipynb"):
             if not path.parent.parent.name.startswith(("attack-", "tamper-")):
