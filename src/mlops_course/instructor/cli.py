@@ -110,7 +110,7 @@ def _estimate(args: argparse.Namespace) -> int:
 def _screenshots(args: argparse.Namespace) -> int:
     from mlops_course.instructor import screenshots
 
-    build_dir = Path(args.build_dir) if args.build_dir else paths.repo_root() / "build" / "course"
+    build_dir = Path(args.build_dir) if args.build_dir else paths.build_dir() / "course"
     written = screenshots.take(
         build_dir,
         lambda notebook: paths.solutions_dir() / notebook / "images",
