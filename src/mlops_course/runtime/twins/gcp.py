@@ -5,7 +5,9 @@ What stands in for what:
 * Cloud Storage: a folder (``<workdir>/gcs/<bucket>``); the pipeline root is one of them.
 * BigQuery: a SQLite file (``<workdir>/bigquery/<dataset>.db``), one table per BigQuery table.
 * Vertex Pipelines: ``kfp.local`` with ``SubprocessRunner(use_venv=False)``; the compiled YAML is
-  the same file Vertex AI would run.
+  the same file Vertex AI would run. Each task is kfp's own executor in a process of its own,
+  as the runner starts it, but forked warm (:mod:`mlops_course.runtime.warm`): pandas,
+  scikit-learn and MLflow are imported once, not once per task.
 * Vertex Model Registry: the MLflow model registry.
 
 Also here: the optional switch to the real Vertex AI (:func:`submit_to_vertex`). The model
@@ -19,10 +21,15 @@ import contextlib
 import importlib
 import io
 import json
+import os
 import re
+import shutil
+import sys
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from mlops_course.runtime import warm
 from mlops_course.runtime.errors import CourseError
 
 __all__ = [
@@ -59,6 +66,7 @@ class CloudUnavailable(CourseError):
 
 def bucket(workdir: Path | str, name: str) -> Path:
     """The Cloud Storage twin: a folder ``<workdir>/gcs/<name>`` (created if needed)."""
+    warm.prepare()  # the pipelines' tasks, run later, start warm
     path = Path(workdir) / "gcs" / name
     path.mkdir(parents=True, exist_ok=True)
     return path.resolve()
@@ -122,6 +130,7 @@ def run_locally(
     root.mkdir(parents=True, exist_ok=True)
     log_path = Path(log_file) if log_file else root / "last-run.log"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+    warm.prepare()
     name = _pipeline_name(pipeline_func)
     before = set(run_dirs(root, name))
     buffer = io.StringIO()
@@ -133,7 +142,11 @@ def run_locally(
     saved = (kfp_logger.handlers[:], kfp_logger.propagate)
     try:
         kfp_logger.handlers, kfp_logger.propagate = [handler], False
-        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+        with (
+            contextlib.redirect_stdout(buffer),
+            contextlib.redirect_stderr(buffer),
+            _warm_tasks(),
+        ):
             pipeline_func(**arguments)
     except Exception as error:  # noqa: BLE001 - reported below as one sentence
         failure = error
@@ -159,6 +172,59 @@ def run_locally(
         report=report,
         run_dir=run_dir,
     )
+
+
+# What kfp's SubprocessRunner starts for a lightweight component (kfp 2.x: component_factory):
+# sh -ec '<write $0 to $program_path/ephemeral_component.py; python3 -m kfp.dsl.executor_main
+# --component_module_path ... "$@">' <component source> --executor_input ... --function_to_execute ...
+_EXECUTOR_MODULE = "kfp.dsl.executor_main"
+_WRITES_SOURCE = 'printf "%s" "$0" > "$program_path/ephemeral_component.py"'
+
+
+def warm_command(full_command: list[str]) -> list[str] | None:
+    """The ``python -m kfp.dsl.executor_main ...`` argv of a lightweight task's shell command
+    (with ``{source}`` for the component file), or None if the command is of another form."""
+    if len(full_command) < 4 or full_command[:2] != ["sh", "-ec"]:
+        return None
+    script = full_command[2]
+    if _EXECUTOR_MODULE not in script or _WRITES_SOURCE not in script or '"$@"' not in script:
+        return None
+    return [sys.executable, "-m", _EXECUTOR_MODULE, "--component_module_path", "{source}"] + list(
+        full_command[4:]
+    )
+
+
+@contextlib.contextmanager
+def _warm_tasks():
+    """While a local run lasts, kfp's subprocess runner starts each lightweight task warm: the
+    same executor, arguments and environment, in a forked process (any other command runs as
+    kfp would run it)."""
+    from kfp.local import subprocess_task_handler as handler
+
+    original = handler.run_local_subprocess
+
+    def run_task(full_command: list[str], env_vars: dict[str, str] | None = None) -> int:
+        argv = warm_command(full_command)
+        if argv is None or not warm.enabled():
+            return original(full_command=full_command, env_vars=env_vars)
+        folder = Path(tempfile.mkdtemp(prefix="kfp-task-"))
+        try:
+            source = folder / "ephemeral_component.py"
+            source.write_text(full_command[3])  # what the shell's printf "%s" "$0" writes
+            argv = [str(source) if part == "{source}" else part for part in argv]
+            env = {**os.environ, **(env_vars or {}), "_KFP_RUNTIME": "true"}
+            completed = warm.run(argv, env=env, merge_stderr=True)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        print(completed.stdout, end="")
+        print("\n")
+        return completed.returncode
+
+    handler.run_local_subprocess = run_task
+    try:
+        yield
+    finally:
+        handler.run_local_subprocess = original
 
 
 def _pipeline_name(pipeline_func: Callable) -> str:
