@@ -6,7 +6,8 @@ every hidden test is judged outside it (mlops_course.instructor.grading.judge).
 Every submission (solution, blank release, one per fixture, for every selected assignment) is
 dealt in turn to one of two throw-away nbgrader courses, one per core, which autograde in
 parallel. Dealing submissions rather than whole assignments keeps both cores busy to the end:
-the cloud walkthroughs (08-10) take ten times longer than the short notebooks.
+the cloud walkthroughs (08-10) take several times longer than the short notebooks, so the
+second course takes the assignments in reverse order.
 """
 
 from __future__ import annotations
@@ -107,6 +108,12 @@ def _grade_all(workdir: Path, wanted: list[str], variants, timeout: int, workers
         for variant in variants(assignment, worker_courses[0]):
             shares[dealt % workers].setdefault(assignment, []).append(variant)
             dealt += 1
+    # Every other course grades its assignments in reverse order: one starts with the cloud
+    # walkthroughs (CPU-bound) while the other grades the short notebooks (mostly waiting on
+    # kernels and servers), instead of both reaching the walkthroughs at the same time.
+    shares = [
+        dict(reversed(share.items())) if index % 2 else share for index, share in enumerate(shares)
+    ]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         parts = list(pool.map(lambda c, s: _autograde_share(c, s, timeout), worker_courses, shares))
     results: dict[str, dict | BaseException] = {}
