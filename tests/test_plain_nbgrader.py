@@ -13,6 +13,8 @@ nbgrader, so the attacks there are real and the trusted path is what stops them.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import nbformat
 import pytest
 
@@ -23,11 +25,11 @@ pytestmark = pytest.mark.grading
 PLAIN = ["00_start_here", "01_mlops_paradigm", "07_search_runs", "11_quiz"]
 
 
-@pytest.fixture(scope="module")
-def plain_course(tmp_path_factory):
-    course = courses.make_course(tmp_path_factory.mktemp("plain"), PLAIN)
+def _grade_plain(folder, assignments: list[str]):
+    """One plain nbgrader course: solution, blank and the input attack of each assignment."""
+    course = courses.make_course(folder, assignments)
     courses.nbgrader(course, "generate_assignment", "*", "--force")
-    for assignment in PLAIN:
+    for assignment in assignments:
         blank = courses.release_notebook(course, assignment)
         solved = release.fill_release(blank, courses.source_notebook(course, assignment))
         submissions.submit(course, "solution", assignment, solved)
@@ -38,10 +40,21 @@ def plain_course(tmp_path_factory):
     return course
 
 
+@pytest.fixture(scope="module")
+def plain_course(tmp_path_factory) -> dict:
+    """The course that graded each assignment: two courses, one per core, since each kernel
+    mostly waits (one course's gradebook takes one autograde at a time)."""
+    halves = [PLAIN[0::2], PLAIN[1::2]]
+    folders = [tmp_path_factory.mktemp(f"plain-{i}") for i in range(len(halves))]
+    with ThreadPoolExecutor(max_workers=len(halves)) as pool:
+        graded = list(pool.map(_grade_plain, folders, halves))
+    return {a: course for course, half in zip(graded, halves, strict=True) for a in half}
+
+
 @pytest.mark.parametrize("assignment", PLAIN)
 def test_plain_nbgrader_grades_solution_and_blank(plain_course, assignment):
-    solution = gradebook.cell_scores(plain_course, assignment, "solution")
-    blank = gradebook.cell_scores(plain_course, assignment, "blank")
+    solution = gradebook.cell_scores(plain_course[assignment], assignment, "solution")
+    blank = gradebook.cell_scores(plain_course[assignment], assignment, "blank")
     lost = {g: s.score for g, s in solution.items() if s.score < s.max_score}
     earned = {g: s.score for g, s in blank.items() if s.score > 0}
     assert not lost, f"Plain nbgrader: the solution of {assignment} loses points in {lost}."
@@ -50,7 +63,7 @@ def test_plain_nbgrader_grades_solution_and_blank(plain_course, assignment):
 
 @pytest.mark.parametrize("assignment", PLAIN)
 def test_plain_nbgrader_is_fooled_by_an_input_transformer(plain_course, assignment):
-    attacked = gradebook.cell_scores(plain_course, assignment, "attack-input")
+    attacked = gradebook.cell_scores(plain_course[assignment], assignment, "attack-input")
     earned = sum(s.score for s in attacked.values())
     assert earned > 0, (
         f"Plain nbgrader gave the attacked blank {assignment} no points: the attack is not "
