@@ -130,7 +130,6 @@ def run_locally(
     root.mkdir(parents=True, exist_ok=True)
     log_path = Path(log_file) if log_file else root / "last-run.log"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
-    warm.prepare()
     name = _pipeline_name(pipeline_func)
     before = set(run_dirs(root, name))
     buffer = io.StringIO()
